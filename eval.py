@@ -1,0 +1,32 @@
+"""Evaluate the latest checkpoint of a workdir: per-class IoU table, mIoU, metrics JSON.
+
+    python eval.py --config=pspnet --workdir=runs/pspnet [--config.eval.scales='(0.75,1.0,1.25)']
+
+Writes WORKDIR/eval_metrics.json; with --predictions_dir, also label PNGs in the VOC palette.
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from jaxseg import cli
+from jaxseg.evaluate import evaluate_workdir, format_table
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Preset name or config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder holding checkpoints/ (train or convert).")
+_PREDICTIONS = flags.DEFINE_string("predictions_dir", None, "Write predicted label PNGs here.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    cli.initialize_distributed()
+    summary = cli.run_with_clean_errors(
+        lambda: evaluate_workdir(_CONFIG.value, _WORKDIR.value, _PREDICTIONS.value)
+    )
+    print(format_table(summary))
+
+
+if __name__ == "__main__":
+    app.run(main, argv=cli.resolve_config_argv(sys.argv))

@@ -1,0 +1,1 @@
+"""jaxseg: classic semantic-segmentation networks in JAX/Flax."""

@@ -1,0 +1,174 @@
+"""Datasets by name: random-access sources of decoded examples for the input pipeline.
+
+`load_source("shapes", "train")` returns a `Source`; `jaxseg.data.pipeline` turns sources into
+batches. Each dataset is a TFDS builder module, imported only when its name is first used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import os
+import re
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+DATASET_MODULES = {
+    "shapes": "jaxseg.data.shapes",
+    "voc_segmentation": "jaxseg.data.voc",
+    "camvid": "jaxseg.data.camvid",
+}
+"""Dataset name -> module defining its TFDS builder and its `CLASS_NAMES`."""
+
+AUTO_PREPARED = frozenset({"shapes"})
+"""Datasets generated on first use; the others need their files prepared beforehand."""
+
+FILE_FORMAT = "array_record"
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+    """A dataset that cannot be generated automatically has not been prepared yet."""
+
+
+def _split_name(name: str) -> tuple[str, str | None]:
+    """'shapes/tiny' -> ('shapes', 'tiny'); 'shapes' -> ('shapes', None)."""
+    base, _, config = name.partition("/")
+    if base not in DATASET_MODULES:
+        raise ValueError(
+            f"Unknown dataset {base!r}. Available datasets: {', '.join(sorted(DATASET_MODULES))}."
+        )
+    return base, config or None
+
+
+def _module(base: str) -> ModuleType:
+    return importlib.import_module(DATASET_MODULES[base])
+
+
+def _builder_class(base: str, module: ModuleType) -> type[tfds.core.DatasetBuilder]:
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, tfds.core.DatasetBuilder)
+            and value.__module__ == module.__name__
+            and getattr(value, "name", None) == base
+        ):
+            return value
+    raise ValueError(f"Module {module.__name__} defines no TFDS builder named {base!r}.")
+
+
+def default_data_dir() -> str | None:
+    """$JAXSEG_DATA_DIR if set, else None (TFDS's default, ~/tensorflow_datasets)."""
+    return os.environ.get("JAXSEG_DATA_DIR") or None
+
+
+def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+    """The TFDS builder for `name` ('dataset' or 'dataset/config'), writing ArrayRecord."""
+    base, config = _split_name(name)
+    cls = _builder_class(base, _module(base))
+    if config is not None and config not in cls.builder_configs:
+        raise ValueError(
+            f"Unknown config {config!r} of dataset {base!r}. "
+            f"Available configs: {', '.join(sorted(cls.builder_configs))}."
+        )
+    return cls(config=config, data_dir=data_dir or default_data_dir(), file_format=FILE_FORMAT)
+
+
+def dataset_info(name: str) -> tuple[int, tuple[str, ...]]:
+    """(num_classes, class_names) of dataset `name`, without reading any data."""
+    module = _module(_split_name(name)[0])
+    class_names = tuple(module.CLASS_NAMES)
+    return getattr(module, "NUM_CLASSES", len(class_names)), class_names
+
+
+def _not_prepared_message(base: str, module: ModuleType, data_dir: str) -> str:
+    instructions = getattr(module, "prepare_instructions", None)
+    if instructions is not None:
+        return instructions(base)
+    return (
+        f"Dataset {base!r} is not prepared under {data_dir}. Prepare it with its TFDS builder "
+        f"({module.__name__}) first, or pass the data_dir that holds it."
+    )
+
+
+def _check_split(split: str, available: list[str], name: str) -> None:
+    for part in split.split("+"):
+        base = re.sub(r"\[.*\]$", "", part.strip())
+        if base not in available:
+            raise ValueError(
+                f"Unknown split {base!r} of dataset {name!r}. "
+                f"Available splits: {', '.join(sorted(available))}."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Random-access examples of one split, decoded as numpy, with the dataset's labels.
+
+    `source[i]` is {"image": uint8 (H, W, 3), "segmentation_mask": uint8 (H, W),
+    "file_name": str}. Picklable, so grain worker processes can read it.
+    """
+
+    name: str
+    split: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    records: Any  # the TFDS data source
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return _decoded(self.records[index])
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        return [_decoded(example) for example in self.records.__getitems__(indices)]
+
+    def image_sizes(self) -> np.ndarray:
+        """(N, 2) int array of (height, width), read from image headers without decoding."""
+        raw = dataclasses.replace(
+            self.records, decoders={"image": tfds.decode.SkipDecoding()}
+        )
+        sizes = []
+        for index in range(len(raw)):
+            with Image.open(io.BytesIO(raw[index]["image"])) as image:
+                sizes.append((image.height, image.width))
+        return np.asarray(sizes, np.int64).reshape(-1, 2)
+
+
+def _decoded(example: dict[str, Any]) -> dict[str, Any]:
+    mask = example["segmentation_mask"]
+    file_name = example["file_name"]
+    return {
+        "image": example["image"],
+        "segmentation_mask": mask[..., 0] if mask.ndim == 3 else mask,
+        "file_name": file_name.decode() if isinstance(file_name, bytes) else str(file_name),
+    }
+
+
+def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
+    """Opens `split` of dataset `name` ('shapes', 'shapes/tiny', 'voc_segmentation', ...).
+
+    `shapes` is generated on first use; other datasets raise `DatasetNotPreparedError` with
+    their preparation instructions until prepared. `data_dir` defaults to `default_data_dir()`.
+    """
+    base, _ = _split_name(name)
+    module = _module(base)
+    builder = get_builder(name, data_dir)
+    if not builder.is_prepared():
+        if base not in AUTO_PREPARED:
+            raise DatasetNotPreparedError(_not_prepared_message(base, module, builder.data_dir))
+        builder.download_and_prepare(file_format=FILE_FORMAT)
+    _check_split(split, list(builder.info.splits), name)
+    num_classes, class_names = dataset_info(base)
+    return Source(
+        name=name,
+        split=split,
+        num_classes=num_classes,
+        class_names=class_names,
+        records=builder.as_data_source(split),
+    )

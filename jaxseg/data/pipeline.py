@@ -1,0 +1,182 @@
+"""Input pipelines on grain: shuffled, augmented training batches and fixed-shape eval batches.
+
+Training: per-process shard -> shuffle (new order every epoch) -> decode -> random scale ->
+normalise -> pad with 255 -> random crop -> flip -> batch. Every random choice is a function of
+(seed, example position), so the iterator's saved state reproduces the exact batches after a
+resume. Evaluation pads every image to one size (label 255, a `valid` flag per example) so the
+jitted predictor compiles once, and every process yields the same number of batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from jaxseg.losses import IGNORE_LABEL
+
+MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
+STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
+"""ImageNet statistics (of pixel / 255) that torchvision's pretrained backbones expect."""
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> float32 standardised with the ImageNet mean and std."""
+    return (np.asarray(image, np.float32) / 255.0 - MEAN_RGB) / STD_RGB
+
+
+def denormalize(images: Any) -> Any:
+    """Inverse of `normalize`, rounded to uint8; works on numpy arrays and under jit."""
+    xp = jnp if isinstance(images, jax.Array) else np
+    pixels = (images * STD_RGB + MEAN_RGB) * 255.0
+    return xp.clip(xp.round(pixels), 0, 255).astype(xp.uint8)
+
+
+def _resize(array: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """Resize an (H, W) or (H, W, 3) uint8 array to (height, width) with PIL."""
+    height, width = size
+    return np.asarray(Image.fromarray(array).resize((width, height), resample))
+
+
+def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness, contrast and saturation (each +-25%) on a uint8 image, in random order."""
+    pixels = image.astype(np.float32)
+    for op in rng.permutation(3):
+        factor = rng.uniform(0.75, 1.25)
+        if op == 0:
+            pixels = pixels * factor
+        elif op == 1:
+            pixels = (pixels - pixels.mean()) * factor + pixels.mean()
+        else:
+            grey = pixels.mean(axis=-1, keepdims=True)
+            pixels = (pixels - grey) * factor + grey
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainAugment:
+    """Random scale, pad, crop, flip and optional photometric distortion of one example."""
+
+    crop_size: int
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    photometric: bool = False
+
+    def __call__(self, example: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        image, mask = example["image"], example["segmentation_mask"]
+        scale = rng.uniform(*self.scale_range)
+        size = (max(round(image.shape[0] * scale), 1), max(round(image.shape[1] * scale), 1))
+        image = _resize(image, size, Image.Resampling.BILINEAR)
+        mask = _resize(mask, size, Image.Resampling.NEAREST)
+        if self.photometric:
+            image = _photometric(image, rng)
+        pad_h, pad_w = max(self.crop_size - size[0], 0), max(self.crop_size - size[1], 0)
+        image = np.pad(normalize(image), ((0, pad_h), (0, pad_w), (0, 0)))
+        mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_LABEL)
+        top = rng.integers(0, image.shape[0] - self.crop_size + 1)
+        left = rng.integers(0, image.shape[1] - self.crop_size + 1)
+        window = np.s_[top : top + self.crop_size, left : left + self.crop_size]
+        image, mask = image[window], mask[window]
+        if self.flip and rng.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return {"image": np.ascontiguousarray(image), "label": mask.astype(np.int32)}
+
+
+def local_batch_size(global_batch_size: int) -> int:
+    """This process's share of a global batch (an error names the field if it does not split)."""
+    processes = jax.process_count()
+    if global_batch_size % processes:
+        raise ValueError(
+            f"batch size {global_batch_size} does not split over {processes} processes"
+        )
+    return global_batch_size // processes
+
+
+def train_dataset(
+    source: Sequence,
+    *,
+    global_batch_size: int,
+    crop_size: int,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    flip: bool = True,
+    photometric: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> grain.IterDataset:
+    """Endless training batches of this process: {"image": (b, crop, crop, 3) float32,
+    "label": (b, crop, crop) int32}, b = global batch / processes.
+
+    `num_workers` > 0 decodes and augments in that many worker processes.
+    """
+    dataset = (
+        grain.MapDataset.source(source)[jax.process_index() :: jax.process_count()]
+        .shuffle(seed=seed)
+        .repeat()
+        .random_map(TrainAugment(crop_size, tuple(scale_range), flip, photometric), seed=seed)
+        .batch(local_batch_size(global_batch_size), drop_remainder=True)
+        .to_iter_dataset()
+    )
+    if num_workers > 0:
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalPad:
+    """Loads example `index` (or a blank one for -1) padded to `pad_size` with label 255."""
+
+    source: Sequence
+    pad_size: tuple[int, int]
+
+    def __call__(self, index: int) -> dict[str, Any]:
+        pad_h, pad_w = self.pad_size
+        image = np.zeros((pad_h, pad_w, 3), np.float32)
+        label = np.full((pad_h, pad_w), IGNORE_LABEL, np.int32)
+        if index < 0:
+            return {"image": image, "label": label, "valid": np.bool_(False), "height": 0,
+                    "width": 0, "file_name": ""}
+        example = self.source[int(index)]
+        height, width = example["segmentation_mask"].shape
+        if height > pad_h or width > pad_w:
+            raise ValueError(
+                f"{example['file_name']}: image is {height}x{width}, larger than "
+                f"config.eval.pad_size={self.pad_size}; raise eval.pad_size"
+            )
+        image[:height, :width] = normalize(example["image"])
+        label[:height, :width] = example["segmentation_mask"]
+        return {"image": image, "label": label, "valid": np.bool_(True), "height": height,
+                "width": width, "file_name": example["file_name"]}
+
+
+def eval_indices(num_examples: int, global_batch_size: int) -> np.ndarray:
+    """This process's example indices, padded with -1 so every process has whole batches and
+    the same number of them."""
+    processes, local = jax.process_count(), local_batch_size(global_batch_size)
+    per_process = -(-num_examples // (processes * local)) * local
+    indices = np.full(per_process * processes, -1, np.int64)
+    indices[:num_examples] = np.arange(num_examples)
+    return indices[jax.process_index() :: processes]
+
+
+def eval_dataset(
+    source: Sequence,
+    *,
+    batch_size: int,
+    pad_size: tuple[int, int],
+    max_examples: int | None = None,
+) -> grain.MapDataset:
+    """Fixed-shape evaluation batches of this process: image, label, valid, height, width,
+    file_name; `batch_size` is global. `max_examples` limits the split (quick evaluations)."""
+    count = len(source) if not max_examples else min(max_examples, len(source))
+    indices = eval_indices(count, batch_size)
+    return (
+        grain.MapDataset.source(indices)
+        .map(EvalPad(source, tuple(pad_size)))
+        .batch(local_batch_size(batch_size), drop_remainder=True)
+    )

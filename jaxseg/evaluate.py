@@ -1,0 +1,202 @@
+"""Inference and evaluation: single/multi-scale, flipped, sliding-window, optional dense CRF.
+
+Batches arrive padded to one fixed size with label 255 in the padding and a `valid` flag per
+example, so the jitted predictor compiles once; the confusion matrix is accumulated on device
+and is global across devices and hosts.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from jaxseg import checkpoint, data, metrics, sharding
+from jaxseg.build import model_for_workdir
+from jaxseg.data import palette, pipeline
+from jaxseg.nn.resize import resize_bilinear
+from jaxseg.viz import panel
+
+
+def _window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows covering `size`, the last one flush with the end."""
+    if size <= window:
+        return [0]
+    starts = list(range(0, size - window, stride))
+    return starts + [size - window]
+
+
+def _sliding_window_logits(apply, images: jax.Array, window: int, stride: int) -> jax.Array:
+    """Average the logits of overlapping `window`-sized crops (images smaller are padded)."""
+    batch, height, width, _ = images.shape
+    pad_h, pad_w = max(window - height, 0), max(window - width, 0)
+    padded = jnp.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    total, count = None, jnp.zeros(padded.shape[1:3], jnp.float32)
+    for top in _window_starts(padded.shape[1], window, stride):
+        for left in _window_starts(padded.shape[2], window, stride):
+            crop = jax.lax.dynamic_slice_in_dim(padded, top, window, axis=1)
+            crop = jax.lax.dynamic_slice_in_dim(crop, left, window, axis=2)
+            logits = apply(crop).astype(jnp.float32)
+            if total is None:
+                total = jnp.zeros((batch, *padded.shape[1:3], logits.shape[-1]), jnp.float32)
+            total = total.at[:, top : top + window, left : left + window].add(logits)
+            count = count.at[top : top + window, left : left + window].add(1.0)
+    return (total / count[None, :, :, None])[:, :height, :width]
+
+
+def predict_probs(
+    model,
+    variables: dict,
+    images: jax.Array,
+    *,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    window: int | None = None,
+    window_stride: int | None = None,
+) -> jax.Array:
+    """Class probabilities (B, H, W, K) averaged over `scales` and, with `flip`, mirror images.
+
+    Each scale resizes the input bilinearly, predicts (whole image, or overlapping windows of
+    size `window` when given) and resizes the logits back before the softmax.
+    """
+    height, width = images.shape[1:3]
+
+    def apply(x):
+        if window is None:
+            return model.apply(variables, x, train=False)
+        return _sliding_window_logits(
+            lambda crop: model.apply(variables, crop, train=False), x, window, window_stride
+        )
+
+    probs = 0.0
+    for scale in scales:
+        size = (max(round(height * scale), 1), max(round(width * scale), 1))
+        scaled = images if size == (height, width) else resize_bilinear(images, size, False)
+        views = [(scaled, False)] + ([(scaled[:, :, ::-1], True)] if flip else [])
+        for view, flipped in views:
+            logits = apply(view).astype(jnp.float32)
+            if flipped:
+                logits = logits[:, :, ::-1]
+            if logits.shape[1:3] != (height, width):
+                logits = resize_bilinear(logits, (height, width), False)
+            probs = probs + jax.nn.softmax(logits, axis=-1)
+    return probs / (len(scales) * (2 if flip else 1))
+
+
+class Evaluator:
+    """Runs a model over an evaluation split and reports mIoU, per-class IoU and accuracy."""
+
+    def __init__(self, model, config: ConfigDict, mesh, source, class_names: Sequence[str]):
+        self.model, self.config, self.mesh, self.source = model, config, mesh, source
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.panels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._step = jax.jit(
+            self._batch_fn,
+            out_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+        )
+
+    def _batch_fn(self, variables, batch):
+        cfg = self.config.eval
+        window = cfg.window_size if cfg.sliding_window else None
+        probs = predict_probs(
+            self.model, variables, batch["image"], scales=tuple(cfg.scales), flip=cfg.flip,
+            window=window, window_stride=cfg.window_stride,
+        )
+        if cfg.crf:
+            from jaxseg import crf  # the lattice code loads only when the CRF is switched on
+
+            images = pipeline.denormalize(batch["image"])
+            probs = crf.dense_crf_batch(
+                images, probs, iterations=cfg.crf_iterations, **crf.DEEPLAB_VOC_CRF
+            )
+        preds = jnp.argmax(probs, axis=-1).astype(jnp.int32)
+        valid = batch["valid"][:, None, None]
+        cm = metrics.confusion_matrix(batch["label"], preds, self.num_classes, weights=valid)
+        return cm, preds
+
+    def batches(self) -> Iterable[dict]:
+        """Fixed-shape evaluation batches of this process's shard."""
+        cfg = self.config.eval
+        return pipeline.eval_dataset(
+            self.source,
+            batch_size=cfg.batch_size,
+            pad_size=tuple(cfg.pad_size),
+            max_examples=cfg.max_examples or None,
+        )
+
+    def run(self, variables: dict, *, prediction_dir: str | Path | None = None) -> dict:
+        """Evaluate `variables`; with `prediction_dir`, also write label PNGs (VOC palette)."""
+        cm = np.zeros((self.num_classes, self.num_classes), np.int64)
+        self.panels = []
+        keep = self.config.eval.num_images_to_log
+        is_main = jax.process_index() == 0
+        for batch in tqdm(self.batches(), desc="eval", unit="batch", disable=not is_main):
+            arrays = {k: batch[k] for k in ("image", "label", "valid")}
+            batch_cm, preds = self._step(variables, sharding.to_global(arrays, self.mesh))
+            cm += np.asarray(jax.device_get(batch_cm), np.int64)
+            local_preds = _local_rows(preds)
+            for i in np.flatnonzero(batch["valid"]):
+                height, width = int(batch["height"][i]), int(batch["width"][i])
+                pred = local_preds[i, :height, :width].astype(np.uint8)
+                if prediction_dir is not None:
+                    out = Path(prediction_dir) / f"{batch['file_name'][i]}.png"
+                    palette.save_palette_png(pred, out)
+                if len(self.panels) < keep:
+                    image = pipeline.denormalize(batch["image"][i, :height, :width])
+                    self.panels.append(panel(image, batch["label"][i, :height, :width], pred))
+        summary = metrics.summarize(cm, self.class_names)
+        summary["confusion_matrix"] = cm.tolist()
+        return summary
+
+
+def _local_rows(array: jax.Array) -> np.ndarray:
+    """This process's rows of a batch-sharded global array, in order."""
+    if array.is_fully_addressable:
+        return np.asarray(array)
+    shards = sorted(array.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return np.concatenate([np.asarray(s.data) for s in shards])
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table of per-class IoU followed by mIoU and pixel accuracy."""
+    names = list(summary["per_class_iou"])
+    width = max(len(n) for n in names + ["pixel accuracy"])
+    lines = [f"{'class':<{width}}  IoU", "-" * (width + 8)]
+    for name, value in summary["per_class_iou"].items():
+        shown = "   n/a" if value is None else f"{100 * value:6.2f}"
+        lines.append(f"{name:<{width}}  {shown}")
+    lines.append("-" * (width + 8))
+    lines.append(f"{'mIoU':<{width}}  {100 * summary['mean_iou']:6.2f}")
+    lines.append(f"{'pixel accuracy':<{width}}  {100 * summary['pixel_accuracy']:6.2f}")
+    return "\n".join(lines)
+
+
+def evaluate_workdir(
+    config: ConfigDict, workdir: str | Path, prediction_dir: str | Path | None = None
+) -> dict:
+    """Evaluate the latest checkpoint in `workdir` on `config.eval_split`; writes
+    `workdir/eval_metrics.json` and returns the summary."""
+    num_classes, class_names = data.dataset_info(config.dataset)
+    model = model_for_workdir(config, workdir, num_classes)
+    mesh = sharding.make_mesh(config.num_devices)
+    variables = checkpoint.load_variables(workdir, sharding.replicated(mesh))
+    source = data.load_source(config.dataset, config.eval_split, config.data_dir)
+    evaluator = Evaluator(model, config, mesh, source, class_names)
+    summary = evaluator.run(variables, prediction_dir=prediction_dir)
+    if jax.process_index() == 0:
+        out = {k: v for k, v in summary.items() if k != "confusion_matrix"}
+        out.update(dataset=config.dataset, split=config.eval_split)
+        Path(workdir, "eval_metrics.json").write_text(json.dumps(out, indent=2))
+    return summary
+
+
+def predict_image(model, variables: dict, image: np.ndarray, **options) -> np.ndarray:
+    """Label map (H, W) uint8 for one RGB uint8 image; `options` as for `predict_probs`."""
+    images = pipeline.normalize(image)[None]
+    probs = jax.jit(lambda v, x: predict_probs(model, v, x, **options))(variables, images)
+    return np.asarray(jnp.argmax(probs[0], axis=-1), np.uint8)

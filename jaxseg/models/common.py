@@ -1,0 +1,39 @@
+"""Pieces every model family shares: dtype names, backbone construction, output resizing."""
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from jaxseg.backbones.resnet import ResNet, resnet
+from jaxseg.nn.resize import resize_bilinear
+
+
+def as_dtype(dtype: Any) -> Any:
+    """Config dtype names ('float32', 'bfloat16') or None as a jnp dtype (None: inputs' own)."""
+    return None if dtype is None else jnp.dtype(dtype)
+
+
+def resnet_backbone(
+    depth: int,
+    output_stride: int,
+    *,
+    width: int = 64,
+    stage_sizes: tuple[int, ...] | None = None,
+    dtype: Any = None,
+    **options: Any,
+) -> ResNet:
+    """A dilated ResNet trunk named `backbone`, as the segmentation models embed it."""
+    return resnet(
+        depth,
+        stage_sizes=stage_sizes,
+        width=width,
+        output_stride=output_stride,
+        dtype=as_dtype(dtype),
+        name="backbone",
+        **options,
+    )
+
+
+def to_input_size(logits: jnp.ndarray, images: jnp.ndarray, align_corners: bool) -> jnp.ndarray:
+    """Bilinearly upsample float32 logits to the spatial size of `images`."""
+    return resize_bilinear(logits.astype(jnp.float32), images.shape[1:3], align_corners)

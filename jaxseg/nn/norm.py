@@ -1,0 +1,59 @@
+"""Batch normalisation that reproduces torch.nn.BatchNorm2d in both modes."""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+from flax import linen as nn
+from jax import lax
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over every axis but the last, numerically as torch.nn.BatchNorm2d.
+
+    Eval normalises with the running statistics. Train normalises with the biased batch
+    variance and updates running mean/var with torch's `momentum` (new = (1 - m) * old +
+    m * batch) using the *unbiased* variance, as PyTorch does. Statistics are float32 and
+    taken over the whole (global, when sharded under jit) batch. Variables: params
+    {scale, bias}, batch_stats {mean, var}. Running stats are not updated during `init`.
+    """
+
+    use_running_average: bool | None = None
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    use_scale: bool = True
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    scale_init: Callable = nn.initializers.ones_init()
+    bias_init: Callable = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, use_running_average: bool | None = None) -> jnp.ndarray:
+        use_running_average = nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
+        features = x.shape[-1]
+        running_mean = self.variable(
+            "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
+        )
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        x32 = x.astype(jnp.float32)
+        if use_running_average:
+            mean, var = running_mean.value, running_var.value
+        else:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x32, axes)
+            var = jnp.mean(jnp.square(x32 - mean), axes)
+            if not self.is_initializing():
+                count = x.size // features
+                unbiased = var * (count / max(count - 1, 1))
+                m = self.momentum
+                running_mean.value = (1.0 - m) * running_mean.value + m * mean
+                running_var.value = (1.0 - m) * running_var.value + m * unbiased
+        y = (x32 - mean) * lax.rsqrt(var + self.epsilon)
+        if self.use_scale:
+            y = y * self.param("scale", self.scale_init, (features,), self.param_dtype)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (features,), self.param_dtype)
+        return y.astype(self.dtype or x.dtype)
