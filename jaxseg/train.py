@@ -114,7 +114,7 @@ def make_train_step(
             "loss": loss,
             **parts,
             "lr": schedule(state.step),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "pixel_accuracy": correct.sum() / jnp.maximum(labelled.sum(), 1),
         }
         new_state = state.replace(

@@ -1,11 +1,17 @@
-"""Shared pytest fixtures: the location of the real reference data in `shared/`."""
+"""Shared pytest set-up: datasets in a throwaway folder, and the real reference data."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Generated datasets go to a per-run folder, never the user's TFDS directory."""
+    os.environ.setdefault("JAXSEG_DATA_DIR", tempfile.mkdtemp(prefix="jaxseg-tfds-"))
 
 
 @pytest.fixture(scope="session")

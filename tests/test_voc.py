@@ -410,6 +410,27 @@ def test_bad_sbd_mask_fails_naming_the_mat_file(tmp_path, samples, layout):
         _prepare("voc_segmentation/2012_aug", tmp_path / "tfds", tmp_path / "manual")
 
 
+def test_truncated_archive_is_reported(tmp_path, manual_dir):
+    archive = tmp_path / "manual" / "VOCtrainval_11-May-2012.tar"
+    archive.parent.mkdir()
+    content = (manual_dir / archive.name).read_bytes()
+    archive.write_bytes(content[: len(content) // 2])
+    with pytest.raises(
+        voc.VocDataError,
+        match=r"2012.tar: not a readable .*\(unexpected end of data\); download it again",
+    ):
+        _prepare("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
+
+
+def test_archive_missing_from_the_manual_dir_is_named(tmp_path, manual_dir):
+    (tmp_path / "manual").mkdir()
+    (tmp_path / "manual" / "VOCtrainval_11-May-2012.tar").symlink_to(
+        manual_dir / "VOCtrainval_11-May-2012.tar"
+    )
+    with pytest.raises(FileNotFoundError, match="benchmark.tgz is not in the manual dir"):
+        _prepare("voc_segmentation/2012_aug", tmp_path / "tfds", tmp_path / "manual")
+
+
 def test_greyscale_image_is_stored_as_rgb(samples, layout):
     buffer = io.BytesIO()
     Image.open(io.BytesIO(_jpeg(samples, layout.voc_train[0]))).convert("L").save(buffer, "JPEG")

@@ -108,7 +108,8 @@ class ResNet(nn.Module):
 
     "stem" is the stride-2 map after the first ReLU(s), before max pooling. `width` is the
     base channel count (64 in the paper); `deep_stem` uses 3x3 convs of width, width and
-    2 * width (conv1..3/bn1..3). Padding follows PyTorch, so any input size works.
+    2 * width (conv1..3/bn1..3). `num_stages` < 4 stops early (smp's `encoder_depth` - 1), so
+    the deeper stages have no parameters. Padding follows PyTorch, so any input size works.
     """
 
     stage_sizes: Sequence[int]
@@ -118,6 +119,7 @@ class ResNet(nn.Module):
     dilate_first_block: bool = False
     multi_grid: Sequence[int] | None = None
     deep_stem: bool = False
+    num_stages: int = 4
     norm: ModuleDef = BatchNorm
     dtype: Any = None
 
@@ -125,6 +127,8 @@ class ResNet(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool = False) -> dict[str, jnp.ndarray]:
         if len(self.stage_sizes) != len(STAGE_NAMES):
             raise ValueError(f"ResNet needs 4 stage sizes, got {tuple(self.stage_sizes)}")
+        if not 1 <= self.num_stages <= len(STAGE_NAMES):
+            raise ValueError(f"ResNet num_stages must be 1 to 4, got {self.num_stages}")
         conv = partial(Conv2d, use_bias=False, dtype=self.dtype)
         norm = partial(self.norm, dtype=self.dtype, use_running_average=not train)
         if self.deep_stem:
@@ -139,7 +143,8 @@ class ResNet(nn.Module):
         plan = stage_plan(
             self.stage_sizes, self.output_stride, self.dilate_first_block, self.multi_grid
         )
-        for i, (stage, (stride, rates)) in enumerate(zip(STAGE_NAMES, plan, strict=True)):
+        stages = list(zip(STAGE_NAMES, plan, strict=True))[: self.num_stages]
+        for i, (stage, (stride, rates)) in enumerate(stages):
             for j, rate in enumerate(rates):
                 x = self.block(
                     self.width * 2**i,

@@ -3,7 +3,16 @@
 Importing this package registers every model family.
 """
 
-from jaxseg.models import deeplab, pspnet  # noqa: F401  (registration)
+from jaxseg.models import (  # noqa: F401  (registration)
+    deeplab,
+    dilated,
+    fcn,
+    gcn,
+    pspnet,
+    refinenet,
+    segnet,
+    unet,
+)
 from jaxseg.models.registry import create, names, options, register
 
 __all__ = ["create", "names", "options", "register"]

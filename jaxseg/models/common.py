@@ -3,8 +3,10 @@
 from typing import Any
 
 import jax.numpy as jnp
+from flax import linen as nn
 
 from jaxseg.backbones.resnet import ResNet, resnet
+from jaxseg.nn.heads import FCNHead
 from jaxseg.nn.resize import resize_bilinear
 
 
@@ -37,3 +39,25 @@ def resnet_backbone(
 def to_input_size(logits: jnp.ndarray, images: jnp.ndarray, align_corners: bool) -> jnp.ndarray:
     """Bilinearly upsample float32 logits to the spatial size of `images`."""
     return resize_bilinear(logits.astype(jnp.float32), images.shape[1:3], align_corners)
+
+
+def auxiliary_logits(
+    module: nn.Module,
+    logits: jnp.ndarray,
+    features: jnp.ndarray,
+    images: jnp.ndarray,
+    train: bool,
+    *,
+    align_corners: bool,
+    head_features: int | None = None,
+):
+    """`logits`, or `(logits, aux)` in training: an FCNHead named `aux_head` of `module` on
+    `features`, upsampled to the input. Call it from `module`'s compact method; the head is
+    also built at init in eval mode, so train and eval share one parameter tree."""
+    if not (train or module.is_initializing()):
+        return logits
+    aux = FCNHead(module.num_classes, features=head_features, dtype=module.dtype,
+                  name="aux_head")(features, train)
+    if not train:
+        return logits
+    return logits, to_input_size(aux, images, align_corners)

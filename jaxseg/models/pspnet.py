@@ -7,6 +7,10 @@ Training adds the paper's auxiliary FCN head on stage 4 (`layer3`), weighted 0.4
 
 Deviation: the paper's ResNet uses a deep stem of three 3x3 convs; the default here is
 torchvision's 7x7 stem so ImageNet weights from torchvision load, `deep_stem=True` restores it.
+
+segmentation_models_pytorch's variant is the same model with options: a ResNet cut after
+`layer2` (`num_stages=2`, stride 8 without dilation), pyramid branches before the input and an
+unnormalised 1x1 bin, a 1x1 fusion conv, channel dropout 0.2 and a 3x3 classifier.
 """
 
 from collections.abc import Sequence
@@ -15,6 +19,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxseg.backbones.resnet import STAGE_NAMES
 from jaxseg.models.common import as_dtype, resnet_backbone, to_input_size
 from jaxseg.models.registry import register
 from jaxseg.nn import ConvBNAct, FCNHead, PyramidPooling
@@ -32,16 +37,26 @@ class PSPNet(nn.Module):
     dropout: float = 0.1
     aux: bool = True
     align_corners: bool = True
+    feature_stage: str = "layer4"
+    ppm_input_first: bool = True
+    norm_global_bin: bool = True
+    fuse_kernel: int = 3
+    spatial_dropout: bool = False
+    classifier_kernel: int = 1
     dtype: Any = None
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False):
         features = self.backbone(images, train)
-        x = PyramidPooling(self.bins, align_corners=self.align_corners, dtype=self.dtype,
-                           name="ppm")(features["layer4"], train)
-        x = ConvBNAct(self.head_features, 3, dtype=self.dtype, name="fuse")(x, train)
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
+        x = PyramidPooling(self.bins, align_corners=self.align_corners,
+                           input_first=self.ppm_input_first,
+                           norm_global_bin=self.norm_global_bin, dtype=self.dtype,
+                           name="ppm")(features[self.feature_stage], train)
+        x = ConvBNAct(self.head_features, self.fuse_kernel, dtype=self.dtype, name="fuse")(x, train)
+        broadcast = (1, 2) if self.spatial_dropout else ()
+        x = nn.Dropout(self.dropout, broadcast_dims=broadcast, deterministic=not train)(x)
+        x = Conv2d(self.num_classes, self.classifier_kernel, dtype=self.dtype,
+                   name="classifier")(x)
         logits = to_input_size(x, images, self.align_corners)
         if not self.aux or not (train or self.is_initializing()):
             return logits
@@ -63,10 +78,26 @@ def pspnet(
     bins: tuple[int, ...] = (1, 2, 3, 6),
     head_features: int = 512,
     aux: bool = True,
+    num_stages: int = 4,
+    ppm_input_first: bool = True,
+    norm_global_bin: bool = True,
+    fuse_kernel: int = 3,
+    dropout: float = 0.1,
+    spatial_dropout: bool = False,
+    classifier_kernel: int = 1,
     dtype: Any = None,
 ) -> PSPNet:
-    """PSPNet on ResNet-`depth`; `width`/`head_features`/`stage_sizes` shrink it for tests."""
+    """PSPNet on ResNet-`depth`; `width`/`head_features`/`stage_sizes` shrink it for tests.
+
+    The remaining options select smp's variant (see the module docstring); `num_stages=2`
+    pools `layer2` and leaves no stage for the auxiliary head, so it needs `aux=False`.
+    """
+    if aux and num_stages < 3:
+        raise ValueError(f"pspnet: aux=True needs layer3, but num_stages={num_stages}")
     backbone = resnet_backbone(depth, output_stride, width=width, stage_sizes=stage_sizes,
-                               deep_stem=deep_stem, dtype=dtype)
+                               deep_stem=deep_stem, num_stages=num_stages, dtype=dtype)
     return PSPNet(backbone, num_classes, bins=bins, head_features=head_features, aux=aux,
+                  feature_stage=STAGE_NAMES[num_stages - 1], ppm_input_first=ppm_input_first,
+                  norm_global_bin=norm_global_bin, fuse_kernel=fuse_kernel, dropout=dropout,
+                  spatial_dropout=spatial_dropout, classifier_kernel=classifier_kernel,
                   dtype=as_dtype(dtype))

@@ -70,6 +70,24 @@ def resize_bilinear(x: jax.Array, size: IntPair, align_corners: bool = False) ->
     )
 
 
+def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+    """Source index of each output position in torch's legacy "nearest" mode.
+
+    floor(i * scale) with scale = in / out computed in float32, clamped to the last index.
+    """
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def resize_nearest(x: jax.Array, size: IntPair) -> jax.Array:
+    """Nearest-neighbour resize of NHWC `x` to `size`, as F.interpolate(mode="nearest")."""
+    out_h, out_w = as_pair(size)
+    in_h, in_w = x.shape[1:3]
+    x = jnp.take(x, nearest_indices(in_h, out_h), axis=1)
+    return jnp.take(x, nearest_indices(in_w, out_w), axis=2)
+
+
 def adaptive_avg_pool(x: jax.Array, size: IntPair) -> jax.Array:
     """Average pooling of NHWC `x` to `size` bins, as torch.nn.AdaptiveAvgPool2d."""
     out_h, out_w = as_pair(size)

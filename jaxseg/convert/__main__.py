@@ -1,0 +1,72 @@
+"""Convert a PyTorch checkpoint into a jaxseg checkpoint folder.
+
+    python -m jaxseg.convert --source torchvision --arch deeplabv3_resnet101 IN.pth --out DIR
+
+DIR then holds model.json and checkpoints/0/state, the format of a training run, so
+`eval.py --workdir=DIR`, `predict.py --workdir=DIR` and `train.py --config.init_from=DIR` use
+it directly.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+
+from jaxseg import checkpoint, cli
+from jaxseg.convert.api import SOURCES, convert
+from jaxseg.convert.files import load_state_dict
+
+
+def write_checkpoint(out: Path, spec: tuple[str, int, dict], variables: dict) -> None:
+    """Write model.json and step 0 of checkpoints/ under `out`, which must not hold one yet."""
+    directory = out / "checkpoints"
+    if directory.exists() and any(directory.iterdir()):
+        raise ValueError(f"{directory} already holds checkpoints; choose another --out")
+    name, num_classes, kwargs = spec
+    checkpoint.write_model_spec(out, name, num_classes, kwargs)
+    manager = checkpoint.make_manager(directory, keep=1, async_save=False)
+    checkpoint.save(manager, 0, jax.device_put(variables), force=True)
+    manager.wait_until_finished()
+    manager.close()
+
+
+def convert_file(path: Path, source: str, arch: str, out: Path) -> str:
+    """Convert the checkpoint at `path` into folder `out`; returns a one-line summary."""
+    try:
+        converted = convert(load_state_dict(path), source=source, arch=arch)
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(
+            message if message.startswith(str(path)) else f"{path}: {message}"
+        ) from error
+    if converted.spec is None:
+        raise ValueError(
+            f"{source} {arch} is a backbone without a segmentation head: initialise a model's "
+            f"backbone from it with --config.backbone_init={path} instead"
+        )
+    write_checkpoint(out, converted.spec, converted.variables)
+    name, num_classes, _ = converted.spec
+    return f"{path} ({source} {arch}) -> {out}: jaxseg model {name!r}, {num_classes} classes"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxseg.convert", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("checkpoint", type=Path, help=".pth, .pt or .safetensors file")
+    parser.add_argument("--source", required=True, choices=sorted(SOURCES))
+    parser.add_argument("--arch", required=True, help="the source's model name")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write")
+    args = parser.parse_args(argv)
+    print(
+        cli.run_with_clean_errors(
+            lambda: convert_file(args.checkpoint, args.source, args.arch, args.out)
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

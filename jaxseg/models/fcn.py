@@ -1,0 +1,155 @@
+"""Fully convolutional networks, "Fully Convolutional Networks for Semantic Segmentation"
+(Long, Shelhamer and Darrell, arXiv 1411.4038), and torchvision's ResNet FCN.
+
+`fcn32s`, `fcn16s`, `fcn8s`: VGG16 with fc6/fc7 as convolutions (conv1_1 padded by 100,
+ceil-mode pools), a 1x1 class scorer on fc7 and learned upsampling initialised to bilinear.
+FCN-16s adds scores from pool4 after a 2x upsampling, FCN-8s also from pool3; the last
+upsampling is 32x, 16x or 8x. Every map is cropped where the paper's Caffe nets crop it; the
+crop offsets are derived from the layer geometry (`Grid`, Caffe's `coord_map`), so the output
+aligns with the input at any size. Layer names are the reference nets': `score_fr`,
+`upscore2`, `score_pool4`, `upscore_pool4`, `score_pool3`, `upscore` / `upscore16` /
+`upscore8`. Class scorers start at zero, as in the paper (`zero_init_scores=False` draws them
+at random: at zero no gradient reaches the layers below on the first step).
+
+Deviations: the paper trains in stages (FCN-32s, then 16s and 8s initialised from the coarser
+net, `config.init_from`); any stage also trains from scratch or at once. The reference keeps
+the bilinear upsampling fixed in its later nets; here, as the paper describes, it is learned.
+
+`fcn_resnet`: torchvision's `fcn_resnet50/101`: ResNet dilated to output stride 8 (layer3 and
+layer4), FCNHead (3x3 conv 2048 -> 512, BN, ReLU, dropout 0.1, 1x1 classifier) named `head`,
+an optional auxiliary FCNHead on layer3 (1024 -> 256) named `aux_head`, and bilinear
+upsampling without align_corners.
+"""
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxseg.backbones.vgg import VGG, Grid, vgg16
+from jaxseg.models.common import as_dtype, auxiliary_logits, resnet_backbone, to_input_size
+from jaxseg.models.registry import register
+from jaxseg.nn import FCNHead
+from jaxseg.nn.conv import Conv2d
+from jaxseg.nn.upsample import ConvTranspose2d, bilinear_kernel_init
+
+SKIPS = (("pool4", "upscore2"), ("pool3", "upscore_pool4"))
+"""(pool scored by the skip, the 2x upsampling before it) of FCN-16s and FCN-8s."""
+FINAL_UPSAMPLING = {0: "upscore", 1: "upscore16", 2: "upscore8"}
+
+
+def _crop(x: jnp.ndarray, offset: int, size: tuple[int, int]) -> jnp.ndarray:
+    """The `size` window of NHWC `x` starting `offset` pixels in along both axes."""
+    height, width = size
+    if x.shape[1] < offset + height or x.shape[2] < offset + width:
+        raise ValueError(f"FCN: cannot crop {size} at offset {offset} from a map of {x.shape}")
+    return x[:, offset : offset + height, offset : offset + width]
+
+
+class FCN(nn.Module):
+    """FCN-32s/16s/8s on a VGG16 `fcn` trunk: `skips` is 0, 1 (pool4) or 2 (pool4, pool3)."""
+
+    backbone: VGG
+    num_classes: int
+    skips: int = 2
+    zero_init_scores: bool = True
+    dtype: Any = None
+
+    def _score(self, x: jnp.ndarray, name: str) -> jnp.ndarray:
+        init = {"kernel_init": nn.initializers.zeros_init()} if self.zero_init_scores else {}
+        return Conv2d(self.num_classes, 1, dtype=self.dtype, name=name, **init)(x)
+
+    def _upsample(self, x: jnp.ndarray, grid: Grid, factor: int, name: str):
+        """Learned `factor`x upsampling (kernel 2 * factor, no padding) and its output grid."""
+        x = ConvTranspose2d(self.num_classes, 2 * factor, factor, use_bias=False,
+                            kernel_init=bilinear_kernel_init, dtype=self.dtype, name=name)(x)
+        return x, grid.deconv(2 * factor, factor)
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        if self.skips not in FINAL_UPSAMPLING:
+            raise ValueError(f"FCN: skips must be 0, 1 or 2, got {self.skips}")
+        features = self.backbone(images, train)
+        grids = self.backbone.grids()
+        x, grid = self._score(features["fc7"], "score_fr"), grids["fc7"]
+        for pool, name in SKIPS[: self.skips]:
+            x, grid = self._upsample(x, grid, 2, name)
+            skip = self._score(features[pool], f"score_{pool}")
+            x = x + _crop(skip, grids[pool].crop_offset(grid), x.shape[1:3])
+        x, grid = self._upsample(x, grid, 32 >> self.skips, FINAL_UPSAMPLING[self.skips])
+        return _crop(x, grid.crop_offset(Grid()), images.shape[1:3]).astype(jnp.float32)
+
+
+def _fcn_vgg16(
+    num_classes: int, skips: int, width: int, fc_features: int, zero_init_scores: bool,
+    dtype: Any,
+) -> FCN:
+    backbone = vgg16("fcn", width=width, fc_features=fc_features, dtype=as_dtype(dtype),
+                     name="backbone")
+    return FCN(backbone, num_classes, skips=skips, zero_init_scores=zero_init_scores,
+               dtype=as_dtype(dtype))
+
+
+@register("fcn32s")
+def fcn32s(
+    num_classes: int, width: int = 64, fc_features: int = 4096, zero_init_scores: bool = True,
+    dtype: Any = None,
+) -> FCN:
+    """FCN-32s on VGG16; `width` (conv1 channels) and `fc_features` shrink it for tests."""
+    return _fcn_vgg16(num_classes, 0, width, fc_features, zero_init_scores, dtype)
+
+
+@register("fcn16s")
+def fcn16s(
+    num_classes: int, width: int = 64, fc_features: int = 4096, zero_init_scores: bool = True,
+    dtype: Any = None,
+) -> FCN:
+    """FCN-16s (pool4 skip) on VGG16; `width` and `fc_features` shrink it for tests."""
+    return _fcn_vgg16(num_classes, 1, width, fc_features, zero_init_scores, dtype)
+
+
+@register("fcn8s")
+def fcn8s(
+    num_classes: int, width: int = 64, fc_features: int = 4096, zero_init_scores: bool = True,
+    dtype: Any = None,
+) -> FCN:
+    """FCN-8s (pool4 and pool3 skips) on VGG16; `width` and `fc_features` shrink it for tests."""
+    return _fcn_vgg16(num_classes, 2, width, fc_features, zero_init_scores, dtype)
+
+
+class FCNResNet(nn.Module):
+    """torchvision's FCN: FCNHead on layer4, optional auxiliary FCNHead on layer3; returns
+    (logits, aux) in training with `aux`, else logits, at the input resolution."""
+
+    backbone: nn.Module
+    num_classes: int
+    aux: bool = False
+    dropout: float = 0.1
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray, train: bool = False):
+        features = self.backbone(images, train)
+        x = FCNHead(self.num_classes, dropout=self.dropout, dtype=self.dtype, name="head")(
+            features["layer4"], train
+        )
+        logits = to_input_size(x, images, align_corners=False)
+        if not self.aux:
+            return logits
+        return auxiliary_logits(self, logits, features["layer3"], images, train,
+                                align_corners=False)
+
+
+@register("fcn_resnet")
+def fcn_resnet(
+    num_classes: int,
+    depth: int = 101,
+    width: int = 64,
+    stage_sizes: tuple[int, ...] | None = None,
+    aux: bool = False,
+    dtype: Any = None,
+) -> FCNResNet:
+    """torchvision's fcn_resnet50/101 (`depth`) at output stride 8; `width`/`stage_sizes`
+    shrink it for tests."""
+    backbone = resnet_backbone(depth, 8, width=width, stage_sizes=stage_sizes, dtype=dtype)
+    return FCNResNet(backbone, num_classes, aux=aux, dtype=as_dtype(dtype))

@@ -1,0 +1,156 @@
+"""U-Net, "U-Net: Convolutional Networks for Biomedical Image Segmentation" (Ronneberger et al.,
+arXiv 1505.04597), and segmentation_models_pytorch's U-Net on a ResNet encoder.
+
+Both decoders are chains of the same block: upsample to the skip connection's size,
+concatenate it, two 3x3 conv(-BN)-ReLU. The paper's block upsamples with a 2x2 stride-2
+up-convolution that halves the channels; smp's with nearest-neighbour interpolation.
+
+Deviations from the paper, so that logits come back at the input resolution for any size:
+3x3 convs are padded (the paper's are unpadded and crop the skip connections), max pooling
+rounds up (ceil mode) and the up-convolution's output is cropped to the skip's size.
+BatchNorm after each conv is optional (`batch_norm`; the paper has none).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxseg.backbones.resnet import STAGE_NAMES
+from jaxseg.models.common import as_dtype, resnet_backbone
+from jaxseg.models.registry import register
+from jaxseg.nn import BatchNorm, Conv2d, ConvBNAct, max_pool
+from jaxseg.nn.resize import resize_nearest
+from jaxseg.nn.upsample import ConvTranspose2d
+
+ModuleDef = Any
+
+
+class DoubleConv(nn.Module):
+    """Two 3x3 conv(-norm)-ReLU layers, `conv1` and `conv2`: a U-Net level's convolutions."""
+
+    features: int
+    norm: ModuleDef | None = BatchNorm
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        for name in ("conv1", "conv2"):
+            x = ConvBNAct(self.features, 3, norm=self.norm, dtype=self.dtype, name=name)(x, train)
+        return x
+
+
+class UNetDecoderBlock(nn.Module):
+    """Upsample `x` to `size`, concatenate `skip` if given, then DoubleConv (`convs`).
+
+    `upsample="transpose"`: the paper's 2x2 stride-2 up-convolution (`up`) to `features`
+    channels, cropped to `size`; `"nearest"`: smp's nearest-neighbour interpolation.
+    """
+
+    features: int
+    upsample: str = "nearest"
+    norm: ModuleDef | None = BatchNorm
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        size: Sequence[int],
+        skip: jnp.ndarray | None = None,
+        train: bool = False,
+    ) -> jnp.ndarray:
+        height, width = size
+        if self.upsample == "transpose":
+            x = ConvTranspose2d(self.features, 2, stride=2, dtype=self.dtype, name="up")(x)
+            x = x[:, :height, :width]
+        elif self.upsample == "nearest":
+            x = resize_nearest(x, (height, width))
+        else:
+            raise ValueError(f"upsample must be 'transpose' or 'nearest', got {self.upsample!r}")
+        if skip is not None:
+            x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
+        return DoubleConv(self.features, self.norm, self.dtype, name="convs")(x, train)
+
+
+class UNet(nn.Module):
+    """The paper's U-Net: `encoder{i}` DoubleConvs with 2x2 max pooling between them, then
+    `decoder{i}` up-convolution blocks back to full resolution and a 1x1 `classifier`."""
+
+    num_classes: int
+    features: Sequence[int] = (64, 128, 256, 512, 1024)
+    batch_norm: bool = False
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        norm = BatchNorm if self.batch_norm else None
+        x, skips = images, []
+        for i, features in enumerate(self.features):
+            if i:
+                x = max_pool(x, 2, 2, ceil_mode=True)
+            x = DoubleConv(features, norm, self.dtype, name=f"encoder{i}")(x, train)
+            skips.append(x)
+        levels = list(zip(self.features[-2::-1], skips[-2::-1], strict=True))
+        for i, (features, skip) in enumerate(levels):
+            x = UNetDecoderBlock(features, "transpose", norm, self.dtype, name=f"decoder{i}")(
+                x, skip.shape[1:3], skip, train
+            )
+        logits = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
+        return logits.astype(jnp.float32)
+
+
+class ResNetUNet(nn.Module):
+    """smp's U-Net: a ResNet `backbone`, `block{i}` nearest-upsampling decoder blocks fed
+    `layer3`, `layer2`, `layer1` and `stem`, a last block at input size without a skip,
+    and a 3x3 `classifier`."""
+
+    backbone: nn.Module
+    num_classes: int
+    decoder_features: Sequence[int] = (256, 128, 64, 32, 16)
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        features = self.backbone(images, train)
+        skips = [features[name] for name in ("stem", *STAGE_NAMES[:-1])][::-1] + [None]
+        if len(self.decoder_features) != len(skips):
+            raise ValueError(
+                f"ResNetUNet needs {len(skips)} decoder_features, got {self.decoder_features}"
+            )
+        x = features[STAGE_NAMES[-1]]
+        for i, (out, skip) in enumerate(zip(self.decoder_features, skips, strict=True)):
+            size = images.shape[1:3] if skip is None else skip.shape[1:3]
+            x = UNetDecoderBlock(out, "nearest", dtype=self.dtype, name=f"block{i}")(
+                x, size, skip, train
+            )
+        logits = Conv2d(self.num_classes, 3, dtype=self.dtype, name="classifier")(x)
+        return logits.astype(jnp.float32)
+
+
+@register("unet")
+def unet(
+    num_classes: int,
+    features: tuple[int, ...] = (64, 128, 256, 512, 1024),
+    batch_norm: bool = False,
+    dtype: Any = None,
+) -> UNet:
+    """The paper's U-Net; smaller `features` (one width per level) shrink it for tests."""
+    return UNet(num_classes, features=features, batch_norm=batch_norm, dtype=as_dtype(dtype))
+
+
+@register("unet_resnet")
+def unet_resnet(
+    num_classes: int,
+    depth: int = 34,
+    decoder_features: tuple[int, ...] = (256, 128, 64, 32, 16),
+    width: int = 64,
+    stage_sizes: tuple[int, ...] | None = None,
+    dtype: Any = None,
+) -> ResNetUNet:
+    """smp's U-Net on an undilated ResNet-`depth` encoder (stride 32), its default decoder."""
+    backbone = resnet_backbone(depth, 32, width=width, stage_sizes=stage_sizes, dtype=dtype)
+    return ResNetUNet(
+        backbone, num_classes, decoder_features=decoder_features, dtype=as_dtype(dtype)
+    )

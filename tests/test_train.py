@@ -1,0 +1,119 @@
+"""Training: a real step, exact resume after SIGKILL, and config/CLI errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from configs import quickstart
+from jaxseg import checkpoint, data, optim, sharding
+from jaxseg.build import build_model
+from jaxseg.data import pipeline
+from jaxseg.train import create_train_state, make_train_step
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--config.model_kwargs.width=4", "--config.model_kwargs.head_features=8",
+        "--config.dataset=shapes/tiny", "--config.crop_size=48", "--config.batch_size=2",
+        "--config.eval_every=0", "--config.log_every=1"]
+
+
+def _tiny_config():
+    config = quickstart.get_config()
+    config.model_kwargs.width, config.model_kwargs.head_features = 4, 8
+    config.dataset, config.crop_size, config.batch_size, config.num_steps = "shapes/tiny", 48, 2, 10
+    return config
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch():
+    config = _tiny_config()
+    num_classes, _ = data.dataset_info(config.dataset)
+    model = build_model(config, num_classes)
+    mesh = sharding.make_mesh(1)
+    tx, schedule = optim.make_optimizer(config)
+    state, shardings = create_train_state(model, tx, config, mesh)
+    step = make_train_step(model, tx, schedule, config, shardings, mesh)
+    source = data.load_source(config.dataset, "train")
+    batch = next(iter(pipeline.train_dataset(source, global_batch_size=2, crop_size=48)))
+    losses = []
+    for _ in range(5):
+        state, metrics = step(state, sharding.to_global(batch, mesh))
+        losses.append(float(metrics["loss"]))
+    assert int(state.step) == 5
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert {"loss_main", "loss_aux0", "lr", "grad_norm", "pixel_accuracy"} <= set(metrics)
+
+
+def _train_command(workdir: Path, steps: int, data_dir: Path) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), "--config=quickstart", f"--workdir={workdir}",
+            f"--config.num_steps={steps}", "--config.checkpoint_every=3",
+            f"--config.data_dir={data_dir}", *TINY]
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _flat_params(workdir: Path) -> dict:
+    variables = checkpoint.load_variables(workdir)
+    return {jax.tree_util.keystr(k): np.asarray(v)
+            for k, v in jax.tree_util.tree_leaves_with_path(variables)}
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
+    data_dir, steps = tmp_path / "data", 12
+    _run(_train_command(tmp_path / "straight", steps, data_dir))
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_train_command(killed, steps, data_dir), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (killed / "checkpoints" / "6").is_dir() and process.poll() is None:
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    saved = checkpoint.make_manager(killed / "checkpoints", async_save=False)
+    resumed_from = saved.latest_step()
+    saved.close()
+    assert resumed_from is not None and resumed_from < steps
+
+    _run(_train_command(killed, steps, data_dir))
+    straight, resumed = _flat_params(tmp_path / "straight"), _flat_params(killed)
+    assert straight.keys() == resumed.keys()
+    for name, value in straight.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+
+
+def test_config_typo_is_an_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=quickstart", f"--workdir={tmp_path}",
+         "--config.learning_rate=0.1"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "learning_rate" in result.stderr
+
+
+def test_unknown_preset_lists_the_presets(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=pspnett", f"--workdir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "pspnett" in result.stderr and "quickstart" in result.stderr
+
+
+def test_missing_voc_stops_with_preparation_instructions(tmp_path):
+    env = {**os.environ, "JAXSEG_DATA_DIR": str(tmp_path / "empty")}
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=pspnet", f"--workdir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "prepare" in result.stderr and "VOCtrainval_11-May-2012.tar" in result.stderr
