@@ -7,20 +7,25 @@ images and masks in shared/data/voc_samples, by the same route as the full datas
 are packed into a tar with the layout of VOCtrainval_11-May-2012.tar, which the builder reads
 from its manual dir. Then it times `jaxseg.data.pipeline.train_dataset` on train+val
 (decode JPEG/PNG, random scale 0.5-2.0, normalise, pad with 255 to 513, random crop 513, flip,
-batch) after a warm-up, and the two stages alone in this process: reading + decoding an example,
-and augmenting a decoded one.
+batch) after a warm-up. Besides wall-clock images/s it reports CPU time per image (this
+process and its workers), which other load on the machine does not inflate, and from it the
+worker processes (cores) that feed an accelerator consuming `--target_rates` images/s.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import statistics
 import tarfile
 import tempfile
 import time
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
+import psutil
 import tensorflow_datasets as tfds
 from absl import app, flags
 
@@ -35,6 +40,9 @@ _WORKERS = flags.DEFINE_list("workers", ["0", "1", "2"], "Grain worker counts to
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per batch.")
 _BATCHES = flags.DEFINE_integer("batches", 40, "Timed batches per run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Runs per worker count.")
+_TARGET_RATES = flags.DEFINE_list(
+    "target_rates", ["5", "25", "50", "100"], "Accelerator images/s to size the workers for."
+)
 
 
 def _samples_dir() -> Path:
@@ -57,8 +65,21 @@ def prepare_samples(samples: Path, root: Path) -> data.Source:
     return data.load_source("voc_segmentation/2012", "train+val", str(root / "tfds"))
 
 
-def pipeline_rate(source: data.Source, workers: int, batch_size: int, batches: int) -> float:
-    """Images/s of the training pipeline over `batches` batches, after a warm-up of 3."""
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One timed run: wall-clock images/s and CPU milliseconds per image."""
+
+    images_per_s: float
+    main_cpu_ms: float
+    worker_cpu_ms: float
+
+
+def _children_cpu_s() -> float:
+    return sum(sum(child.cpu_times()[:2]) for child in psutil.Process().children(recursive=True))
+
+
+def time_pipeline(source: data.Source, workers: int, batch_size: int, batches: int) -> Run:
+    """Times `batches` batches of the training pipeline, after a warm-up of 3."""
     dataset = pipeline.train_dataset(
         source,
         global_batch_size=batch_size,
@@ -72,50 +93,66 @@ def pipeline_rate(source: data.Source, workers: int, batch_size: int, batches: i
     iterator = iter(dataset)
     for _ in range(3):
         next(iterator)
-    start = time.perf_counter()
+    wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu_s()
     for _ in range(batches):
         batch = next(iterator)
-    elapsed = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    children = _children_cpu_s() - children
     assert batch["image"].shape == (batch_size, CROP_SIZE, CROP_SIZE, 3)
-    return batches * batch_size / elapsed
+    images = batches * batch_size
+    return Run(images / wall, 1e3 * cpu / images, 1e3 * children / images)
 
 
-def stage_times(source: data.Source) -> tuple[float, float]:
-    """Mean milliseconds per image to read + decode, and to augment, in this process."""
+def stage_cpu_ms(source: data.Source) -> tuple[float, float]:
+    """CPU milliseconds per image, in this process, to read + decode and to augment."""
     augment = pipeline.TrainAugment(CROP_SIZE, SCALE_RANGE, flip=True)
     rng = np.random.default_rng(0)
-    start = time.perf_counter()
+    start = time.process_time()
     examples = [source[i] for i in range(len(source))]
-    decode = time.perf_counter() - start
-    start = time.perf_counter()
+    decode = time.process_time() - start
+    start = time.process_time()
     for example in examples:
         augment(example, rng)
-    return 1e3 * decode / len(examples), 1e3 * (time.perf_counter() - start) / len(examples)
+    return 1e3 * decode / len(examples), 1e3 * (time.process_time() - start) / len(examples)
 
 
 def main(argv: list[str]) -> None:
-    """Prints a markdown table of images/s per worker count (median of the repeats)."""
+    """Prints markdown tables: images/s and CPU per image by worker count; workers needed."""
     del argv
     tfds.disable_progress_bar()
     with tempfile.TemporaryDirectory() as root:
         source = prepare_samples(_samples_dir(), Path(root))
-        decode_ms, augment_ms = stage_times(source)
+        decode_ms, augment_ms = stage_cpu_ms(source)
         print(f"{len(source)} genuine VOC images; {os.cpu_count()} CPU cores")
         print(
-            f"per image in one process: read + decode {decode_ms:.1f} ms, "
+            f"CPU per image in one process: read + decode {decode_ms:.1f} ms, "
             f"scale + normalise + pad + crop + flip {augment_ms:.1f} ms\n"
         )
-        print("| grain workers | images/s (median) | runs |")
-        print("| --- | --- | --- |")
+        print("| grain workers | images/s (median) | runs | CPU ms/image: main + workers |")
+        print("| --- | --- | --- | --- |")
+        worker_cpu_ms = decode_ms + augment_ms
         for workers in map(int, _WORKERS.value):
-            rates = [
-                pipeline_rate(source, workers, _BATCH_SIZE.value, _BATCHES.value)
+            runs = [
+                time_pipeline(source, workers, _BATCH_SIZE.value, _BATCHES.value)
                 for _ in range(_REPEATS.value)
             ]
-            runs = ", ".join(f"{rate:.1f}" for rate in rates)
-            print(f"| {workers} | {statistics.median(rates):.1f} | {runs} |")
+            rates = ", ".join(f"{run.images_per_s:.1f}" for run in runs)
+            median = Run(
+                *(statistics.median(values) for values in zip(*map(astuple, runs), strict=True))
+            )
+            if workers:
+                worker_cpu_ms = median.worker_cpu_ms
+            print(
+                f"| {workers} | {median.images_per_s:.1f} | {rates} | "
+                f"{median.main_cpu_ms:.1f} + {median.worker_cpu_ms:.1f} |"
+            )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nload average at the end (1, 5, 15 min; other users' processes count too): {load}")
+    print(f"\nWorkers (free cores) to feed one accelerator, at {worker_cpu_ms:.1f} CPU ms/image:")
+    print("| accelerator images/s | workers |")
+    print("| --- | --- |")
+    for rate in map(float, _TARGET_RATES.value):
+        print(f"| {rate:g} | {math.ceil(rate * worker_cpu_ms / 1e3)} |")
 
 
 if __name__ == "__main__":

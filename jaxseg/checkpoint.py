@@ -93,7 +93,9 @@ def load_variables(workdir: str | Path, sharding=None, step: int | None = None) 
         lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
         manager.item_metadata(step)[STATE],
     )
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    restored = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    )
     manager.close()
     state = restored[STATE]
     return {"params": state["params"], "batch_stats": state.get("batch_stats", {})}

@@ -36,8 +36,12 @@ def resolve_config_argv(argv: Sequence[str], configs_dir: Path = CONFIGS_DIR) ->
             if not name.endswith(".py"):
                 path = configs_dir / f"{name}.py"
                 if not path.exists():
-                    presets = sorted(p.stem for p in configs_dir.glob("*.py") if p.stem != "__init__")
-                    sys.exit(f"error: --config={value}: no preset {path}; presets: {', '.join(presets)}")
+                    files = configs_dir.glob("*.py")
+                    presets = sorted(p.stem for p in files if p.stem not in ("__init__", "base"))
+                    sys.exit(
+                        f"error: --config={value}: no preset {path}; "
+                        f"presets: {', '.join(presets)}"
+                    )
                 arg = f"--config={path}{sep}{rest}"
         resolved.append(arg)
     return resolved

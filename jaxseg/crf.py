@@ -21,6 +21,7 @@ image; arrays are sized by the smallest of a few static capacities that holds th
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -63,7 +64,9 @@ class _Kernel(NamedTuple):
 def _scale_factors(d: int) -> np.ndarray:
     """Diagonal of the lattice embedding (Adams et al. p. 5), as float32 like the C++ code."""
     inv_std = np.float32(np.sqrt(2.0 / 3.0) * (d + 1))
-    return np.array([1.0 / np.sqrt((i + 2) * (i + 1)) * float(inv_std) for i in range(d)], np.float32)
+    return np.array(
+        [1.0 / np.sqrt((i + 2) * (i + 1)) * float(inv_std) for i in range(d)], np.float32
+    )
 
 
 def _simplex_vertices(features: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -178,42 +181,45 @@ def _hash(words: jax.Array, table_bits: int) -> jax.Array:
     return (h >> (32 - table_bits)).astype(jnp.int32)
 
 
-def _insert(words: jax.Array, table_bits: int) -> tuple[jax.Array, jax.Array]:
-    """Deduplicate keys: returns the hash table and, per key, the index of its first copy.
+def _insert(words: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Deduplicate keys (num_words, E) in an open-addressing hash table of 2**b >= 2E slots.
 
-    Every round, unplaced keys claim their slot with a scatter-min of their index; a slot
-    owned by another key sends them one slot further (linear probing). Occupied slots hold
-    -(owner + 1), so later claims never displace them.
+    Returns the table and, per key, the index of the copy that owns its slot (-1 if probing
+    ran out of rounds, which needs a probe sequence of over (2**31 / E) slots). In round r every
+    unplaced key claims its slot with a scatter-min of r * E + index, so an earlier owner is
+    never displaced; a slot owned by a different key sends it one slot further.
     """
+    num_keys = words.shape[1]
+    table_bits = (2 * num_keys - 1).bit_length()
     size = 1 << table_bits
-    ids = jnp.arange(words.shape[1], dtype=jnp.int32)
-    table = jnp.full((size + 1,), _EMPTY, jnp.int32)
-    owner = jnp.full(ids.shape, -1, jnp.int32)
+    max_rounds = int(_EMPTY) // num_keys - 1
+    ids = jnp.arange(num_keys, dtype=jnp.int32)
 
     def unplaced(state):
-        return jnp.any(state[2] < 0)
+        rounds, _, _, owner = state
+        return (rounds < max_rounds) & jnp.any(owner < 0)
 
     def probe(state):
-        table, slot, owner = state
+        rounds, table, slot, owner = state
         active = owner < 0
-        target = jnp.where(active, slot, size)
-        table = table.at[target].min(ids)
-        held = table[slot]
-        claimant = jnp.where(held >= 0, held, -held - 1)
-        table = table.at[target].set(-claimant - 1)
+        table = table.at[jnp.where(active, slot, size)].min(rounds * num_keys + ids)
+        claimant = table[slot] % num_keys
         same = jnp.all(words[:, claimant] == words, axis=0)
         owner = jnp.where(active & same, claimant, owner)
         slot = jnp.where(active & ~same, (slot + 1) & (size - 1), slot)
-        return table, slot, owner
+        return rounds + 1, table, slot, owner
 
-    table, _, owner = lax.while_loop(unplaced, probe, (table, _hash(words, table_bits), owner))
-    return table, owner
+    table = jnp.full((size + 1,), _EMPTY, jnp.int32)
+    owner = jnp.full((num_keys,), -1, jnp.int32)
+    state = (jnp.int32(0), table, _hash(words, table_bits), owner)
+    _, table, _, owner = lax.while_loop(unplaced, probe, state)
+    return table[:size], owner
 
 
 def _lookup(table: jax.Array, words: jax.Array, queries: jax.Array) -> jax.Array:
     """Index of the stored key equal to each query (num_words, Q), or -1 where there is none."""
-    size = table.shape[0] - 1
-    table_bits = size.bit_length() - 1
+    size = table.shape[0]
+    num_keys = words.shape[1]
     result = jnp.full(queries.shape[1:], -2, jnp.int32)
 
     def pending(state):
@@ -223,32 +229,30 @@ def _lookup(table: jax.Array, words: jax.Array, queries: jax.Array) -> jax.Array
         slot, result = state
         held = table[slot]
         empty = held == _EMPTY
-        owner = jnp.where(empty, 0, -held - 1)
+        owner = jnp.where(empty, 0, held % num_keys)
         same = jnp.all(words[:, owner] == queries, axis=0) & ~empty
         waiting = result == -2
         result = jnp.where(waiting & empty, -1, jnp.where(waiting & same, owner, result))
         slot = jnp.where(waiting & ~empty & ~same, (slot + 1) & (size - 1), slot)
         return slot, result
 
-    return lax.while_loop(pending, probe, (_hash(queries, table_bits), result))[1]
+    state = (_hash(queries, size.bit_length() - 1), result)
+    return lax.while_loop(pending, probe, state)[1]
 
 
-def _capacities(num_entries: int) -> list[int]:
-    """Static lattice capacities: powers of 4 from 4096 up to the number of (pixel, vertex)
-    entries, which bounds the number of lattice points."""
-    caps, log2 = [], _MIN_CAPACITY_LOG2
-    while not caps or caps[-1] < num_entries:
-        caps.append(min(1 << log2, num_entries))
-        log2 += _CAPACITY_GROWTH_LOG2
-    return caps
+def _groups(dims: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel index and remainder of each (kernel, remainder) group, kernels in order."""
+    kernel = np.concatenate([np.full(d + 1, k) for k, d in enumerate(dims)]).astype(np.int32)
+    remainder = np.concatenate([np.arange(d + 1) for d in dims]).astype(np.int32)
+    return kernel, remainder
 
 
 class _Entries(NamedTuple):
     """Every (pixel, simplex vertex) pair of every kernel, deduplicated into lattice points.
 
     Entries are laid out group-major: group g = (kernel, remainder) holds one vertex per pixel,
-    so entry e belongs to pixel e % N and group e // N. Lattice points are numbered in order of
-    their first entry, so each group's points are contiguous.
+    so entry e is pixel e % N of group e // N. Points are numbered in order of their first
+    entry, so each group's points are contiguous and start at the point of its pixel 0.
     """
 
     keys: jax.Array
@@ -260,40 +264,38 @@ class _Entries(NamedTuple):
     num_points: jax.Array
 
 
-def _groups(dims: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel index and remainder of each (kernel, remainder) group."""
-    kernel = np.concatenate([np.full(d + 1, k) for k, d in enumerate(dims)]).astype(np.int32)
-    remainder = np.concatenate([np.arange(d + 1) for d in dims]).astype(np.int32)
-    return kernel, remainder
+def _entries(kernels: Sequence[_Kernel], codec: _KeyCodec) -> _Entries:
+    """Lattice vertices of every pixel for every kernel, deduplicated with a hash table.
 
-
-def _entries(features: Sequence[jax.Array], codec: _KeyCodec) -> _Entries:
-    """Lattice vertices of every pixel for every kernel, deduplicated with a hash table."""
+    `num_points` is -1 if the hash table could not place every key (see `_insert`).
+    """
     num_coords = codec.key_min.shape[1]
     keys, weights = [], []
-    for f in features:
-        k, w = _simplex_vertices(f)
+    for kernel in kernels:
+        k, w = _simplex_vertices(kernel.features)
         keys.append(jnp.pad(k, ((0, 0), (0, 0), (0, num_coords - k.shape[2]))))
         weights.append(w)
     keys = jnp.concatenate(keys).reshape(-1, num_coords)
-    n = features[0].shape[0]
+    n = kernels[0].features.shape[0]
     group_kernel, group_remainder = _groups(codec.dims.tolist())
     group = jnp.arange(keys.shape[0], dtype=jnp.int32) // n
-    words = codec.encode(jnp.asarray(group_kernel)[group], jnp.asarray(group_remainder)[group], keys)
-    table_bits = (2 * keys.shape[0] - 1).bit_length()
-    table, owner = _insert(words, table_bits)
+    words = codec.encode(
+        jnp.asarray(group_kernel)[group], jnp.asarray(group_remainder)[group], keys
+    )
+    table, owner = _insert(words)
     first = owner == jnp.arange(owner.shape[0])
     numbering = jnp.cumsum(first, dtype=jnp.int32) - 1
-    return _Entries(
-        keys, jnp.concatenate(weights), words, table, first, numbering[owner], numbering[-1] + 1
-    )
+    num_points = jnp.where(jnp.all(owner >= 0), numbering[-1] + 1, -1)
+    point = numbering[jnp.maximum(owner, 0)].reshape(-1, n)
+    return _Entries(keys, jnp.concatenate(weights), words, table, first, point, num_points)
 
 
-def _neighbours(entries: _Entries, codec: _KeyCodec, n: int, capacity: int) -> jax.Array:
+def _neighbours(entries: _Entries, codec: _KeyCodec, capacity: int) -> jax.Array:
     """(D, 2, capacity + 1) indices of each lattice point's two neighbours along each of the D
-    lattice axes; `capacity` marks a missing neighbour (and pads the table)."""
-    num_entries = entries.point.shape[0]
-    slot = jnp.where(entries.first, entries.point, capacity)
+    lattice axes; `capacity` stands for a missing neighbour (a zero row of the lattice)."""
+    num_entries = entries.keys.shape[0]
+    n = entries.point.shape[1]
+    slot = jnp.where(entries.first, entries.point.reshape(-1), capacity)
     first = jnp.zeros((capacity + 1,), jnp.int32).at[slot].set(jnp.arange(num_entries))
     first = first[:capacity]
     group_kernel, group_remainder = _groups(codec.dims.tolist())
@@ -314,74 +316,135 @@ def _neighbours(entries: _Entries, codec: _KeyCodec, n: int, capacity: int) -> j
         jnp.tile(kernel, 2 * num_axes), jnp.concatenate(remainders), jnp.concatenate(queries)
     )
     found = _lookup(entries.table, entries.words, words)
-    neighbour = jnp.where((found >= 0) & jnp.concatenate(valid), entries.point[found], capacity)
+    point = entries.point.reshape(-1)[jnp.maximum(found, 0)]
+    neighbour = jnp.where((found >= 0) & jnp.concatenate(valid), point, capacity)
     neighbour = neighbour.reshape(num_axes, 2, capacity)
     return jnp.pad(neighbour, ((0, 0), (0, 0), (0, 1)), constant_values=capacity)
 
 
-def _splat_blur(point: jax.Array, neighbours: jax.Array, values, splat_w) -> jax.Array:
-    """Splat `values` (N, C) with weights `splat_w` (G, N) onto the lattice, then blur with
-    [1/2, 1, 1/2] along each lattice axis in turn."""
+def _order_by_point(local: jax.Array, capacity: int) -> jax.Array:
+    """Pixel order (G, N) sorting each group by local point index, ties by pixel.
+
+    An LSD radix sort whose passes are single-operand uint32 sorts of (digit, position) packed
+    into one word, which XLA sorts several times faster than a sort with a payload.
+    """
+    n = local.shape[1]
+    position_bits = max(n - 1, 1).bit_length()
+    digit_bits = 32 - position_bits
+    positions = jnp.arange(n, dtype=jnp.uint32)
+    order = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), local.shape)
+    for shift in range(0, max(capacity - 1, 1).bit_length(), digit_bits):
+        digit = (jnp.take_along_axis(local, order, axis=1) >> shift) & ((1 << digit_bits) - 1)
+        packed = jnp.sort((digit.astype(jnp.uint32) << position_bits) | positions, axis=1)
+        moved = (packed & ((1 << position_bits) - 1)).astype(jnp.int32)
+        order = jnp.take_along_axis(order, moved, axis=1)
+    return order
+
+
+class _Chunks(NamedTuple):
+    """The lattice points' entries in chunks of `_LANES`, so splatting is a gather.
+
+    Chunk c adds the entries `entry[c]` (E marks an empty lane) into lattice point `point[c]`
+    (`capacity` for unused chunks). A point with more entries than lanes spans several chunks.
+    """
+
+    entry: jax.Array
+    point: jax.Array
+
+
+_LANES = 16
+
+
+def _chunks(point: jax.Array, capacity: int) -> _Chunks:
+    """Group each lattice point's entries into chunks (see `_Chunks`)."""
     groups, n = point.shape
-    updates = (values[None] * splat_w[..., None]).reshape(groups * n, -1)
-    grid = jax.ops.segment_sum(updates, point.reshape(-1), num_segments=neighbours.shape[-1])
-    for axis in neighbours:
-        grid = grid + 0.5 * (grid[axis[0]] + grid[axis[1]])
-    return grid
+    num_entries = groups * n
+    base = point[:, :1]
+    order = _order_by_point(point - base, capacity)
+    sorted_point = jnp.take_along_axis(point, order, axis=1)
+    index = jnp.arange(n)
+    starts = jnp.concatenate(
+        [jnp.ones((groups, 1), bool), sorted_point[:, 1:] != sorted_point[:, :-1]], axis=1
+    )
+    rank = index - lax.cummax(jnp.where(starts, index, 0), axis=1)
+    lane = (rank % _LANES).reshape(-1)
+    opens = lane == 0
+    chunk = jnp.cumsum(opens, dtype=jnp.int32) - 1
+    num_chunks = groups * -(-n // _LANES) + capacity
+    entry = (order + n * jnp.arange(groups)[:, None]).reshape(-1)
+    entries = jnp.full((num_chunks, _LANES), num_entries, jnp.int32).at[chunk, lane].set(entry)
+    owners = jnp.full((num_chunks,), capacity, jnp.int32)
+    owners = owners.at[jnp.where(opens, chunk, num_chunks)].set(
+        sorted_point.reshape(-1), mode="drop"
+    )
+    return _Chunks(entries, owners)
 
 
-def _slice(point: jax.Array, grid: jax.Array, slice_w: jax.Array) -> jax.Array:
-    """Interpolate the lattice back at every pixel: sum over groups of weight * grid value."""
-    return sum(slice_w[g][:, None] * grid[point[g]] for g in range(point.shape[0]))
+def _splat(chunks: _Chunks, values: jax.Array, weight: jax.Array, capacity: int) -> jax.Array:
+    """Lattice values (capacity + 1, C): the sum of weight * value over each point's entries.
+
+    `weight` is (E + 1,), its last element 0 for empty lanes. Chunks are in point order."""
+    n = values.shape[0]
+    pixel = chunks.entry % n
+    sums = sum(
+        weight[chunks.entry[:, lane]][:, None] * values[pixel[:, lane]] for lane in range(_LANES)
+    )
+    return jax.ops.segment_sum(
+        sums, chunks.point, num_segments=capacity + 1, indices_are_sorted=True
+    )
+
+
+def _blur(grid: jax.Array, neighbours: jax.Array) -> jax.Array:
+    """[1/2, 1, 1/2] along each lattice axis in turn; missing neighbours count as zero.
+
+    A loop, not an unrolled sequence: XLA would fuse consecutive axes and recompute each
+    gathered value once per use."""
+
+    def axis(j, grid):
+        return grid + 0.5 * (grid[neighbours[j, 0]] + grid[neighbours[j, 1]])
+
+    return lax.fori_loop(0, neighbours.shape[0], axis, grid)
+
+
+def _slice(point: jax.Array, grid: jax.Array, weight: jax.Array) -> jax.Array:
+    """Values at the pixels (N, C): the sum over groups of weight (G, N) * lattice value."""
+    return sum(weight[g][:, None] * grid[point[g]] for g in range(point.shape[0]))
 
 
 def _mean_field(
-    unary: jax.Array, entries: _Entries, codec: _KeyCodec, compat, iterations: int, capacity: int
+    unary: jax.Array,
+    entries: _Entries,
+    codec: _KeyCodec,
+    compat: Sequence[float],
+    iterations: int,
+    capacity: int,
 ) -> jax.Array:
     """Mean-field marginals (N, K) on a lattice of at most `capacity` points."""
     n = unary.shape[0]
-    neighbours = _neighbours(entries, codec, n, capacity)
-    point = entries.point.reshape(-1, n)
-    weight = entries.weight
+    neighbours = _neighbours(entries, codec, capacity)
+    chunks = _chunks(entries.point, capacity)
     group_kernel, _ = _groups(codec.dims.tolist())
-    alpha = np.float32(1.0) / (1.0 + np.exp2(-codec.dims.astype(np.float32)))
-    ones = _splat_blur(point, neighbours, jnp.ones((n, 1), jnp.float32), weight)
+    alpha = 1.0 / (1.0 + np.exp2(-codec.dims.astype(np.float32)))
+    padded = jnp.pad(entries.weight.reshape(-1), (0, 1))
+    ones = _blur(_splat(chunks, jnp.ones((n, 1), jnp.float32), padded, capacity), neighbours)
     norm = [
-        _slice(point, ones, weight * (alpha[k] * (group_kernel == k))[:, None])[:, 0]
+        _slice(entries.point, ones, entries.weight * (alpha[k] * (group_kernel == k))[:, None])
         for k in range(len(compat))
     ]
-    norm = jnp.stack([1.0 / jnp.sqrt(v + 1e-20) for v in norm])[group_kernel]
-    splat_w = weight * norm
+    norm = (1.0 / jnp.sqrt(jnp.concatenate(norm, axis=1) + 1e-20)).T[group_kernel]
+    splat_w = entries.weight * norm
     slice_w = splat_w * (np.asarray(compat, np.float32) * alpha)[group_kernel][:, None]
+    splat_w = jnp.pad(splat_w.reshape(-1), (0, 1))
 
     def step(_, q):
-        message = _slice(point, _splat_blur(point, neighbours, q, splat_w), slice_w)
-        return jax.nn.softmax(message - unary, axis=-1)
+        grid = _blur(_splat(chunks, q, splat_w, capacity), neighbours)
+        return jax.nn.softmax(_slice(entries.point, grid, slice_w) - unary, axis=-1)
 
-    return lax.fori_loop(0, iterations, step, jax.nn.softmax(-unary, axis=-1))
-
-
-def _dense_crf(image, probs, iterations, gaussian, bilateral):
-    """Marginals (H, W, K) for one image; `gaussian` = (sxy, compat), `bilateral` =
-    (sxy, srgb, compat), all Python numbers."""
-    height, width, num_labels = probs.shape
-    kernels = [
-        _Kernel(*_features(image, gaussian[0], None), gaussian[1]),
-        _Kernel(*_features(image, bilateral[0], bilateral[1]), bilateral[2]),
-    ]
-    codec = _KeyCodec.for_kernels(kernels)
-    entries = _entries([k.features for k in kernels], codec)
-    unary = -jnp.log(jnp.clip(probs.reshape(-1, num_labels).astype(jnp.float32), UNARY_CLIP, 1.0))
-    compat = [k.compat for k in kernels]
-    caps = _capacities(entries.point.shape[0])
-    branches = [
-        lambda u, e, c=c: _mean_field(u, e, codec, compat, iterations, c) for c in caps
-    ]
-    which = jnp.searchsorted(jnp.asarray(caps), entries.num_points)
-    return lax.switch(which, branches, unary, entries).reshape(height, width, num_labels)
+    q = lax.fori_loop(0, iterations, step, jax.nn.softmax(-unary, axis=-1))
+    return jnp.where(entries.num_points >= 0, q, jnp.nan)
 
 
-def _features(image: jax.Array, sxy: float, srgb: float | None):
+def _features(image: jax.Array, sxy: float, srgb: float | None) -> tuple[jax.Array, tuple]:
     """pydensecrf's DenseCRF2D features (x / sxy, y / sxy[, r / srgb, g / srgb, b / srgb]) as
     (N, d), with their static upper bounds."""
     height, width = image.shape[:2]
@@ -392,3 +455,175 @@ def _features(image: jax.Array, sxy: float, srgb: float | None):
         columns += [image[..., c].astype(jnp.float32) / np.float32(srgb) for c in range(3)]
         feature_max += [255.0 / srgb] * 3
     return jnp.stack(columns, axis=-1).reshape(height * width, -1), tuple(feature_max)
+
+
+class _Settings(NamedTuple):
+    """Static CRF settings, with pydensecrf's meanings."""
+
+    iterations: int
+    gaussian_sxy: float
+    gaussian_compat: float
+    bilateral_sxy: float
+    bilateral_srgb: float
+    bilateral_compat: float
+
+    def kernels(self, image: jax.Array) -> list[_Kernel]:
+        """The Gaussian and bilateral pairwise terms for one (H, W, 3) image."""
+        gaussian = _features(image, self.gaussian_sxy, None)
+        bilateral = _features(image, self.bilateral_sxy, self.bilateral_srgb)
+        return [
+            _Kernel(*gaussian, self.gaussian_compat),
+            _Kernel(*bilateral, self.bilateral_compat),
+        ]
+
+
+@functools.partial(jax.jit, static_argnames="settings")
+def _lattice(image: jax.Array, settings: _Settings) -> _Entries:
+    """The image's lattice entries, deduplicated (the capacity-independent part)."""
+    kernels = settings.kernels(image)
+    return _entries(kernels, _KeyCodec.for_kernels(kernels))
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "capacity"))
+def _infer(image, probs, entries: _Entries, settings: _Settings, capacity: int) -> jax.Array:
+    """Mean-field marginals (H, W, K) given the image's lattice entries."""
+    kernels = settings.kernels(image)
+    codec = _KeyCodec.for_kernels(kernels)
+    unary = -jnp.log(jnp.clip(probs.astype(jnp.float32), UNARY_CLIP, 1.0))
+    compat = [kernel.compat for kernel in kernels]
+    q = _mean_field(
+        unary.reshape(-1, probs.shape[-1]), entries, codec, compat, settings.iterations, capacity
+    )
+    return q.reshape(probs.shape)
+
+
+def _capacity(num_points: jax.Array, num_entries: int) -> int:
+    """Smallest power of two (at least 4096) holding `num_points` lattice points, or the
+    number of entries (their upper bound) when `num_points` is only known at run time."""
+    if isinstance(num_points, jax.core.Tracer):
+        return num_entries
+    most = int(np.max(num_points))
+    if int(np.min(num_points)) < 0:
+        raise RuntimeError("dense CRF: the lattice hash table could not place every key")
+    return min(1 << max(most - 1, (1 << _MIN_CAPACITY_LOG2) - 1).bit_length(), num_entries)
+
+
+def _check_inputs(image, probs, batched: bool) -> None:
+    """Clear errors for malformed inputs. Shapes and dtypes are checked always; that `probs`
+    holds probabilities summing to 1 only when it is a concrete array (not under `jit`)."""
+    lead = "(B, H, W, " if batched else "(H, W, "
+    image_shape, probs_shape = np.shape(image), np.shape(probs)
+    if len(image_shape) != len(lead.split(",")) or image_shape[-1] != 3:
+        raise ValueError(f"dense CRF: image must be {lead}3), got shape {image_shape}")
+    if jnp.result_type(image) != jnp.uint8:
+        raise TypeError(
+            f"dense CRF: image must be uint8 RGB (0-255, as pydensecrf), got {jnp.result_type(image)}"
+        )
+    if len(probs_shape) != len(image_shape) or probs_shape[:-1] != image_shape[:-1]:
+        raise ValueError(
+            f"dense CRF: probs must be {lead}K) matching image {image_shape}, got {probs_shape}"
+        )
+    if not jnp.issubdtype(jnp.result_type(probs), jnp.floating):
+        raise TypeError(f"dense CRF: probs must be floating point, got {jnp.result_type(probs)}")
+    if isinstance(probs, jax.core.Tracer):
+        return
+    values = np.asarray(probs, np.float32)
+    if not np.all(np.isfinite(values)) or values.min(initial=0.0) < 0.0:
+        raise ValueError("dense CRF: probs must be finite and non-negative (softmax output)")
+    worst = np.abs(values.sum(axis=-1) - 1.0).max(initial=0.0)
+    if worst > 1e-3:
+        raise ValueError(
+            f"dense CRF: probs must sum to 1 over the last axis (softmax output); "
+            f"found a pixel summing to 1 {'+' if worst > 0 else ''}{worst:.3g} off"
+        )
+
+
+def _settings(
+    iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat
+) -> _Settings:
+    """Validated static settings."""
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, int | np.integer)
+        or iterations < 0
+    ):
+        raise ValueError(f"dense CRF: iterations must be a non-negative int, got {iterations!r}")
+    scales = {
+        "gaussian_sxy": gaussian_sxy,
+        "bilateral_sxy": bilateral_sxy,
+        "bilateral_srgb": bilateral_srgb,
+    }
+    for name, value in scales.items():
+        if not isinstance(value, int | float | np.number) or not value > 0:
+            raise ValueError(f"dense CRF: {name} must be a positive number, got {value!r}")
+    for name, value in {
+        "gaussian_compat": gaussian_compat,
+        "bilateral_compat": bilateral_compat,
+    }.items():
+        if not isinstance(value, int | float | np.number):
+            raise ValueError(f"dense CRF: {name} must be a number, got {value!r}")
+    return _Settings(
+        int(iterations),
+        float(gaussian_sxy),
+        float(gaussian_compat),
+        float(bilateral_sxy),
+        float(bilateral_srgb),
+        float(bilateral_compat),
+    )
+
+
+def dense_crf(
+    image: jax.Array,
+    probs: jax.Array,
+    *,
+    iterations: int = 10,
+    gaussian_sxy: float = 3.0,
+    gaussian_compat: float = 3.0,
+    bilateral_sxy: float = 80.0,
+    bilateral_srgb: float = 13.0,
+    bilateral_compat: float = 10.0,
+) -> jax.Array:
+    """Dense-CRF marginals (H, W, K) for a uint8 RGB `image` (H, W, 3) and softmax `probs`.
+
+    The settings mean what pydensecrf's `addPairwiseGaussian(sxy, compat)` and
+    `addPairwiseBilateral(sxy, srgb, rgbim, compat)` mean and must be Python numbers.
+    Called on concrete arrays, the lattice is built first and the inference compiled for the
+    capacity it needs (a power of two); under `jit` the capacity is the worst case, 9 * H * W,
+    which is correct but slower on CPU.
+    """
+    _check_inputs(image, probs, batched=False)
+    settings = _settings(
+        iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat
+    )
+    entries = _lattice(image, settings)
+    capacity = _capacity(entries.num_points, entries.keys.shape[0])
+    return _infer(image, probs, entries, settings, capacity)
+
+
+def dense_crf_batch(
+    images: jax.Array,
+    probs: jax.Array,
+    *,
+    iterations: int = 10,
+    gaussian_sxy: float = 3.0,
+    gaussian_compat: float = 3.0,
+    bilateral_sxy: float = 80.0,
+    bilateral_srgb: float = 13.0,
+    bilateral_compat: float = 10.0,
+) -> jax.Array:
+    """`dense_crf` over a batch: uint8 `images` (B, H, W, 3), `probs` (B, H, W, K).
+
+    Images are processed one after another (`lax.map`) with one shared lattice capacity, so
+    memory stays that of a single image.
+    """
+    _check_inputs(images, probs, batched=True)
+    settings = _settings(
+        iterations, gaussian_sxy, gaussian_compat, bilateral_sxy, bilateral_srgb, bilateral_compat
+    )
+    entries = jax.vmap(functools.partial(_lattice, settings=settings))(images)
+    capacity = _capacity(entries.num_points, entries.keys.shape[1])
+
+    def one(args):
+        return _infer(*args, settings=settings, capacity=capacity)
+
+    return lax.map(one, (images, probs, entries))

@@ -31,7 +31,8 @@ def cross_entropy(
     valid = labels != ignore_label
     safe_labels = jnp.where(valid, labels, 0)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(log_probs, safe_labels[..., None], axis=-1)[..., 0]
+    # A one-hot product, not a gather: its gradient is dense, not a scatter-add.
+    nll = -jnp.sum(log_probs * jax.nn.one_hot(safe_labels, logits.shape[-1]), axis=-1)
     weights = valid.astype(jnp.float32)
     if class_weights is not None:
         weights = weights * jnp.asarray(class_weights, jnp.float32)[safe_labels]

@@ -73,6 +73,7 @@ def summarize(cm, class_names: list[str] | None = None) -> dict:
         "pixel_accuracy": pixel_accuracy(cm),
         "frequency_weighted_iou": frequency_weighted_iou(cm),
         "per_class_iou": {
-            name: (None if np.isnan(v) else float(v)) for name, v in zip(names, per_class)
+            name: (None if np.isnan(v) else float(v))
+            for name, v in zip(names, per_class, strict=True)
         },
     }

@@ -173,7 +173,9 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
     sharding.check_batch_divisible(config.batch_size, mesh)
     model = build_model(config, num_classes)
     if is_main:
-        checkpoint.write_model_spec(workdir, config.model, num_classes, config.model_kwargs.to_dict())
+        checkpoint.write_model_spec(
+            workdir, config.model, num_classes, config.model_kwargs.to_dict()
+        )
     tx, schedule = optim.make_optimizer(config)
     state, state_shardings = create_train_state(model, tx, config, mesh)
     train_step = make_train_step(model, tx, schedule, config, state_shardings, mesh)

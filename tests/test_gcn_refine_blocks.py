@@ -86,8 +86,9 @@ class TorchMultiResolutionFusion(torch.nn.Module):
     def forward(self, paths):
         size = max((p.shape[2:] for p in paths), key=lambda hw: hw[0] * hw[1])
         resized = [
-            F.interpolate(getattr(self, f"conv{i}")(p), size=size, mode="bilinear",
-                          align_corners=True)
+            F.interpolate(
+                getattr(self, f"conv{i}")(p), size=size, mode="bilinear", align_corners=True
+            )
             for i, p in enumerate(paths)
         ]
         return sum(resized)
@@ -123,8 +124,10 @@ class TorchGlobalConv(torch.nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, k: int):
         super().__init__()
-        tall, wide = dict(kernel_size=(k, 1), padding=(k // 2, 0)), dict(
-            kernel_size=(1, k), padding=(0, k // 2))
+        tall, wide = (
+            dict(kernel_size=(k, 1), padding=(k // 2, 0)),
+            dict(kernel_size=(1, k), padding=(0, k // 2)),
+        )
         self.left_kx1 = torch.nn.Conv2d(in_channels, out_channels, **tall)
         self.left_1xk = torch.nn.Conv2d(out_channels, out_channels, **wide)
         self.right_1xk = torch.nn.Conv2d(in_channels, out_channels, **wide)
@@ -166,8 +169,11 @@ def test_residual_conv_unit_matches_torch():
 
 @pytest.mark.parametrize("stages", [2, 4])
 def test_chained_residual_pooling_matches_torch(stages):
-    _compare(jnn.ChainedResidualPooling(stages), TorchChainedResidualPooling(6, stages),
-             _random(2, 13, 17, 6))
+    _compare(
+        jnn.ChainedResidualPooling(stages),
+        TorchChainedResidualPooling(6, stages),
+        _random(2, 13, 17, 6),
+    )
 
 
 def test_multi_resolution_fusion_matches_torch():
@@ -185,7 +191,9 @@ def test_multi_resolution_fusion_passes_a_single_path_through():
 @pytest.mark.parametrize("widths", [[8], [8, 4]])
 def test_refinenet_block_matches_torch(widths):
     sizes = [(4, 5), (7, 9)][: len(widths)]
-    paths = [_random(2, *hw, c, seed=i) for i, (hw, c) in enumerate(zip(sizes, widths))]
+    paths = [
+        _random(2, *hw, c, seed=i) for i, (hw, c) in enumerate(zip(sizes, widths, strict=True))
+    ]
     _compare(jnn.RefineNetBlock(), TorchRefineNetBlock(widths), paths)
 
 

@@ -77,7 +77,8 @@ def test_weights_mask_out_padded_examples(label_pred_pairs):
     labels, preds = label_pred_pairs[0]
     batch_labels = np.stack([labels, labels])
     batch_preds = np.stack([preds, np.zeros_like(preds)])
-    cm = metrics.confusion_matrix(batch_labels, batch_preds, 21, weights=np.array([1, 0])[:, None, None])
+    weights = np.array([1, 0])[:, None, None]
+    cm = metrics.confusion_matrix(batch_labels, batch_preds, 21, weights=weights)
     np.testing.assert_array_equal(cm, _numpy_confusion(labels, preds, 21))
 
 

@@ -38,9 +38,7 @@ def test_pool_and_unpool_match_torch(height, width, kernel, stride, padding, cei
     ref_values, ref_indices = F.max_pool2d(
         _nchw(x), kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True
     )
-    pool = jax.jit(
-        lambda a: max_pool_with_argmax(a, kernel, stride, padding, ceil_mode)
-    )
+    pool = jax.jit(lambda a: max_pool_with_argmax(a, kernel, stride, padding, ceil_mode))
     values, indices = pool(x)
     np.testing.assert_array_equal(np.asarray(values), _nhwc(ref_values))
     np.testing.assert_array_equal(np.asarray(indices), _nhwc(ref_indices))

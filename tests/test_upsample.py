@@ -10,11 +10,18 @@ from jaxseg.nn.upsample import ConvTranspose2d, bilinear_kernel_init
 torch = pytest.importorskip("torch")
 
 
-def _torch_layer(in_channels, out_channels, kernel, stride, padding, output_padding, dilation,
-                 bias):
+def _torch_layer(
+    in_channels, out_channels, kernel, stride, padding, output_padding, dilation, bias
+):
     torch.manual_seed(0)
     return torch.nn.ConvTranspose2d(
-        in_channels, out_channels, kernel, stride, padding, output_padding, bias=bias,
+        in_channels,
+        out_channels,
+        kernel,
+        stride,
+        padding,
+        output_padding,
+        bias=bias,
         dilation=dilation,
     )
 
@@ -48,15 +55,23 @@ def test_bilinear_init_upsamples_like_torch_interpolate(factor, size):
     """Away from the border, the initialised layer shifted by factor / 2 is exactly
     F.interpolate(scale_factor=factor, mode="bilinear", align_corners=False)."""
     x = np.random.default_rng(1).normal(size=(1, *size, 4)).astype(np.float32)
-    module = ConvTranspose2d(4, 2 * factor, factor, use_bias=False, kernel_init=bilinear_kernel_init)
+    module = ConvTranspose2d(
+        4, 2 * factor, factor, use_bias=False, kernel_init=bilinear_kernel_init
+    )
     variables = module.init(jax.random.PRNGKey(0), x)
     out = np.asarray(jax.jit(module.apply)(variables, x))
     assert out.shape == (1, (size[0] + 1) * factor, (size[1] + 1) * factor, 4)
-    expected = torch.nn.functional.interpolate(
-        torch.from_numpy(x.transpose(0, 3, 1, 2)), scale_factor=factor, mode="bilinear",
-        align_corners=False,
-    ).numpy().transpose(0, 2, 3, 1)
-    shift, inner = factor // 2, np.s_[factor : -factor]
+    expected = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(x.transpose(0, 3, 1, 2)),
+            scale_factor=factor,
+            mode="bilinear",
+            align_corners=False,
+        )
+        .numpy()
+        .transpose(0, 2, 3, 1)
+    )
+    shift, inner = factor // 2, np.s_[factor:-factor]
     height, width = expected.shape[1:3]
     cropped = out[:, shift : shift + height, shift : shift + width]
     np.testing.assert_allclose(cropped[:, inner, inner], expected[:, inner, inner], atol=1e-5)

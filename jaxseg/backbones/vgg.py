@@ -39,7 +39,8 @@ VGG16_STAGES = (2, 2, 3, 3, 3)
 """Convolutions per stage; stage s has width * 2**(s-1) channels, capped at 8 * width."""
 
 VGG16_CONV_NAMES = tuple(
-    f"conv{stage}_{i}" for stage, count in enumerate(VGG16_STAGES, start=1)
+    f"conv{stage}_{i}"
+    for stage, count in enumerate(VGG16_STAGES, start=1)
     for i in range(1, count + 1)
 )
 
@@ -82,7 +83,8 @@ class Grid:
 
     def deconv(self, kernel: int, stride: int, padding: int = 0) -> Grid:
         """The grid after a transposed convolution with these settings."""
-        return Grid(self.stride / stride, self.offset + self.stride * (padding - (kernel - 1) / 2) / stride)
+        shift = self.stride * (padding - (kernel - 1) / 2) / stride
+        return Grid(self.stride / stride, self.offset + shift)
 
     def crop_offset(self, target: Grid) -> int:
         """How many leading pixels of a map on this grid to drop so that it aligns with a map
@@ -156,8 +158,15 @@ class VGG(nn.Module):
             features[f"pool{stage}"] = x
         if self.fully_conv is not None:
             fc = self.fully_conv
-            x = ConvBNAct(fc.features, fc.kernel, padding=fc.padding, dilation=fc.dilation,
-                          norm=None, dtype=self.dtype, name="fc6")(x, train)
+            x = ConvBNAct(
+                fc.features,
+                fc.kernel,
+                padding=fc.padding,
+                dilation=fc.dilation,
+                norm=None,
+                dtype=self.dtype,
+                name="fc6",
+            )(x, train)
             x = nn.Dropout(fc.dropout, deterministic=not train)(x)
             x = ConvBNAct(fc.features, 1, norm=None, dtype=self.dtype, name="fc7")(x, train)
             features["fc7"] = nn.Dropout(fc.dropout, deterministic=not train)(x)
@@ -182,9 +191,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def vgg16(
-    variant: str = "plain", *, fc_features: int | None = None, **options: Any
-) -> VGG:
+def vgg16(variant: str = "plain", *, fc_features: int | None = None, **options: Any) -> VGG:
     """VGG16 trunk of `variant` (see `VARIANTS`); `fc_features` narrows fc6/fc7 and `options`
     are VGG fields (width, norm, return_indices, dtype, name, ...)."""
     if variant not in VARIANTS:

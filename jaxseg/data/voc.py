@@ -31,7 +31,6 @@ import scipy.io
 import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +134,19 @@ class TarIndex:
         try:
             with (
                 tarfile.open(path, mode="r:") as tar,
-                tqdm(
+                tfds.core.utils.tqdm(
                     total=path.stat().length,
                     unit="B",
                     unit_scale=True,
                     desc=f"Indexing {path.name}",
                 ) as progress,
             ):
+                done = 0
                 for member in tar:
                     if member.isfile():
                         offsets[_member_name(member.name)] = (member.offset_data, member.size)
-                    progress.update(member.offset_data + member.size - progress.n)
+                    progress.update(member.offset_data + member.size - done)
+                    done = member.offset_data + member.size
         except tarfile.TarError as error:
             raise VocDataError(
                 f"{path}: not a readable uncompressed tar archive ({error}); download it again."
@@ -248,12 +249,14 @@ def read_sbd(path: epath.Path, skip: set[str]) -> tuple[dict[str, list[str]], di
         with (
             path.open("rb") as raw,
             tarfile.open(fileobj=raw, mode="r|*") as tar,
-            tqdm(
+            tfds.core.utils.tqdm(
                 total=path.stat().length, unit="B", unit_scale=True, desc=f"Reading {path.name}"
             ) as progress,
         ):
+            done = 0
             for member in tar:
-                progress.update(raw.tell() - progress.n)
+                progress.update(raw.tell() - done)
+                done = raw.tell()
                 name = _member_name(member.name)
                 folder, _, file_name = name.rpartition("/")
                 image_id = file_name.removesuffix(".mat")

@@ -58,7 +58,9 @@ class DeepLabV3(nn.Module):
         logits = to_input_size(x, images, self.align_corners)
         if not self.aux or not (train or self.is_initializing()):
             return logits
-        aux = FCNHead(self.num_classes, dtype=self.dtype, name="aux_head")(features["layer3"], train)
+        aux = FCNHead(self.num_classes, dtype=self.dtype, name="aux_head")(
+            features["layer3"], train
+        )
         if not train:  # initialised in eval mode: the auxiliary parameters exist now
             return logits
         return logits, to_input_size(aux, images, self.align_corners)

@@ -39,14 +39,14 @@ class DilatedNet(nn.Module):
         x = self.backbone(images, train)["fc7"]
         x = Conv2d(self.num_classes, 1, dtype=self.dtype, name="final")(x)
         if self.context is not None:
-            x = ContextModule(self.context, self.context_noise, dtype=self.dtype,
-                              name="context")(x)
+            x = ContextModule(self.context, self.context_noise, dtype=self.dtype, name="context")(x)
         return to_input_size(x, images, align_corners=False)
 
 
 def _frontend(width: int, fc_features: int, dtype: Any) -> VGG:
-    return vgg16("dilated", width=width, fc_features=fc_features, dtype=as_dtype(dtype),
-                 name="backbone")
+    return vgg16(
+        "dilated", width=width, fc_features=fc_features, dtype=as_dtype(dtype), name="backbone"
+    )
 
 
 @register("dilated_frontend")
@@ -68,5 +68,10 @@ def dilated_context(
 ) -> DilatedNet:
     """Front end plus context module (`context` "basic" or "large", the paper's best on VOC);
     `context_noise` overrides the std of the identity initialisation's perturbation."""
-    return DilatedNet(_frontend(width, fc_features, dtype), num_classes, context=context,
-                      context_noise=context_noise, dtype=as_dtype(dtype))
+    return DilatedNet(
+        _frontend(width, fc_features, dtype),
+        num_classes,
+        context=context,
+        context_noise=context_noise,
+        dtype=as_dtype(dtype),
+    )

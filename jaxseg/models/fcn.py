@@ -38,6 +38,25 @@ SKIPS = (("pool4", "upscore2"), ("pool3", "upscore_pool4"))
 FINAL_UPSAMPLING = {0: "upscore", 1: "upscore16", 2: "upscore8"}
 
 
+def final_factor(skips: int) -> int:
+    """The last upsampling factor: 32, 16 or 8 for 0, 1 or 2 skips."""
+    if skips not in range(len(SKIPS) + 1):
+        raise ValueError(f"FCN: skips must be 0, 1 or 2, got {skips}")
+    return 32 >> skips
+
+
+def crop_offsets(grids: dict[str, Grid], skips: int) -> tuple[int, ...]:
+    """Where FCN crops, from the trunk's `grids`: for each skip, the offset of its pool scores
+    onto the upsampled map; last, the offset of the final upsampled map onto the input."""
+    grid, offsets = grids["fc7"], []
+    for pool, _ in SKIPS[:skips]:
+        grid = grid.deconv(4, 2)
+        offsets.append(grids[pool].crop_offset(grid))
+    factor = final_factor(skips)
+    offsets.append(grid.deconv(2 * factor, factor).crop_offset(Grid()))
+    return tuple(offsets)
+
+
 def _crop(x: jnp.ndarray, offset: int, size: tuple[int, int]) -> jnp.ndarray:
     """The `size` window of NHWC `x` starting `offset` pixels in along both axes."""
     height, width = size
@@ -59,40 +78,53 @@ class FCN(nn.Module):
         init = {"kernel_init": nn.initializers.zeros_init()} if self.zero_init_scores else {}
         return Conv2d(self.num_classes, 1, dtype=self.dtype, name=name, **init)(x)
 
-    def _upsample(self, x: jnp.ndarray, grid: Grid, factor: int, name: str):
-        """Learned `factor`x upsampling (kernel 2 * factor, no padding) and its output grid."""
-        x = ConvTranspose2d(self.num_classes, 2 * factor, factor, use_bias=False,
-                            kernel_init=bilinear_kernel_init, dtype=self.dtype, name=name)(x)
-        return x, grid.deconv(2 * factor, factor)
+    def _upsample(self, x: jnp.ndarray, factor: int, name: str) -> jnp.ndarray:
+        """Learned `factor`x upsampling: kernel 2 * factor, no padding, bilinear at first."""
+        return ConvTranspose2d(
+            self.num_classes,
+            2 * factor,
+            factor,
+            use_bias=False,
+            kernel_init=bilinear_kernel_init,
+            dtype=self.dtype,
+            name=name,
+        )(x)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        if self.skips not in FINAL_UPSAMPLING:
-            raise ValueError(f"FCN: skips must be 0, 1 or 2, got {self.skips}")
+        offsets = crop_offsets(self.backbone.grids(), self.skips)
         features = self.backbone(images, train)
-        grids = self.backbone.grids()
-        x, grid = self._score(features["fc7"], "score_fr"), grids["fc7"]
-        for pool, name in SKIPS[: self.skips]:
-            x, grid = self._upsample(x, grid, 2, name)
+        x = self._score(features["fc7"], "score_fr")
+        for (pool, name), offset in zip(SKIPS[: self.skips], offsets, strict=False):
+            x = self._upsample(x, 2, name)
             skip = self._score(features[pool], f"score_{pool}")
-            x = x + _crop(skip, grids[pool].crop_offset(grid), x.shape[1:3])
-        x, grid = self._upsample(x, grid, 32 >> self.skips, FINAL_UPSAMPLING[self.skips])
-        return _crop(x, grid.crop_offset(Grid()), images.shape[1:3]).astype(jnp.float32)
+            x = x + _crop(skip, offset, x.shape[1:3])
+        x = self._upsample(x, final_factor(self.skips), FINAL_UPSAMPLING[self.skips])
+        return _crop(x, offsets[-1], images.shape[1:3]).astype(jnp.float32)
 
 
 def _fcn_vgg16(
-    num_classes: int, skips: int, width: int, fc_features: int, zero_init_scores: bool,
+    num_classes: int,
+    skips: int,
+    width: int,
+    fc_features: int,
+    zero_init_scores: bool,
     dtype: Any,
 ) -> FCN:
-    backbone = vgg16("fcn", width=width, fc_features=fc_features, dtype=as_dtype(dtype),
-                     name="backbone")
-    return FCN(backbone, num_classes, skips=skips, zero_init_scores=zero_init_scores,
-               dtype=as_dtype(dtype))
+    backbone = vgg16(
+        "fcn", width=width, fc_features=fc_features, dtype=as_dtype(dtype), name="backbone"
+    )
+    return FCN(
+        backbone, num_classes, skips=skips, zero_init_scores=zero_init_scores, dtype=as_dtype(dtype)
+    )
 
 
 @register("fcn32s")
 def fcn32s(
-    num_classes: int, width: int = 64, fc_features: int = 4096, zero_init_scores: bool = True,
+    num_classes: int,
+    width: int = 64,
+    fc_features: int = 4096,
+    zero_init_scores: bool = True,
     dtype: Any = None,
 ) -> FCN:
     """FCN-32s on VGG16; `width` (conv1 channels) and `fc_features` shrink it for tests."""
@@ -101,7 +133,10 @@ def fcn32s(
 
 @register("fcn16s")
 def fcn16s(
-    num_classes: int, width: int = 64, fc_features: int = 4096, zero_init_scores: bool = True,
+    num_classes: int,
+    width: int = 64,
+    fc_features: int = 4096,
+    zero_init_scores: bool = True,
     dtype: Any = None,
 ) -> FCN:
     """FCN-16s (pool4 skip) on VGG16; `width` and `fc_features` shrink it for tests."""
@@ -110,7 +145,10 @@ def fcn16s(
 
 @register("fcn8s")
 def fcn8s(
-    num_classes: int, width: int = 64, fc_features: int = 4096, zero_init_scores: bool = True,
+    num_classes: int,
+    width: int = 64,
+    fc_features: int = 4096,
+    zero_init_scores: bool = True,
     dtype: Any = None,
 ) -> FCN:
     """FCN-8s (pool4 and pool3 skips) on VGG16; `width` and `fc_features` shrink it for tests."""
@@ -136,8 +174,9 @@ class FCNResNet(nn.Module):
         logits = to_input_size(x, images, align_corners=False)
         if not self.aux:
             return logits
-        return auxiliary_logits(self, logits, features["layer3"], images, train,
-                                align_corners=False)
+        return auxiliary_logits(
+            self, logits, features["layer3"], images, train, align_corners=False
+        )
 
 
 @register("fcn_resnet")

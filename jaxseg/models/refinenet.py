@@ -80,5 +80,10 @@ def refinenet(
 ) -> RefineNet:
     """4-cascaded RefineNet on ResNet-`depth`; `width`/`features`/`stage_sizes` shrink it."""
     backbone = resnet_backbone(depth, 32, width=width, stage_sizes=stage_sizes, dtype=dtype)
-    return RefineNet(backbone, num_classes, features=features, pooling_stages=pooling_stages,
-                     dtype=as_dtype(dtype))
+    return RefineNet(
+        backbone,
+        num_classes,
+        features=features,
+        pooling_stages=pooling_stages,
+        dtype=as_dtype(dtype),
+    )

@@ -42,8 +42,14 @@ class SegNet(nn.Module):
             last = 2 if stage == 1 else 1  # conv1_1_D is the classifier
             for i in range(VGG16_STAGES[stage - 1], last - 1, -1):
                 features_out = channels[stage - 1] if i == 1 else channels[stage]
-                x = ConvBNAct(features_out, 3, use_bias=True, norm=BatchNorm, dtype=self.dtype,
-                              name=f"conv{stage}_{i}_D")(x, train)
+                x = ConvBNAct(
+                    features_out,
+                    3,
+                    use_bias=True,
+                    norm=BatchNorm,
+                    dtype=self.dtype,
+                    name=f"conv{stage}_{i}_D",
+                )(x, train)
         x = Conv2d(self.num_classes, 3, dtype=self.dtype, name="conv1_1_D")(x)
         return x.astype(jnp.float32)
 
@@ -51,6 +57,13 @@ class SegNet(nn.Module):
 @register("segnet")
 def segnet(num_classes: int, width: int = 64, dtype: Any = None) -> SegNet:
     """SegNet (VGG16-BN encoder-decoder); `width` (conv1 channels, 64 in the paper) shrinks it."""
-    backbone = vgg16("plain", width=width, norm=BatchNorm, ceil_mode=True, return_indices=True,
-                     dtype=as_dtype(dtype), name="backbone")
+    backbone = vgg16(
+        "plain",
+        width=width,
+        norm=BatchNorm,
+        ceil_mode=True,
+        return_indices=True,
+        dtype=as_dtype(dtype),
+        name="backbone",
+    )
     return SegNet(backbone, num_classes, dtype=as_dtype(dtype))

@@ -36,7 +36,9 @@ class ASPP(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         block = ConvBNAct
-        branches = [block(self.features, 1, norm=self.norm, dtype=self.dtype, name="branch0")(x, train)]
+        branches = [
+            block(self.features, 1, norm=self.norm, dtype=self.dtype, name="branch0")(x, train)
+        ]
         atrous_conv = SeparableConv2d if self.separable else Conv2d
         for i, rate in enumerate(self.rates, start=1):
             branches.append(

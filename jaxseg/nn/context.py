@@ -69,7 +69,13 @@ class ContextModule(nn.Module):
         for i, (dilation, multiple) in enumerate(
             zip(DILATIONS, WIDENING[self.variant], strict=True), start=1
         ):
-            x = Conv2d(multiple * num_classes, 3, dilation=dilation, kernel_init=kernel_init,
-                       dtype=self.dtype, name=f"layer{i}")(x)
+            x = Conv2d(
+                multiple * num_classes,
+                3,
+                dilation=dilation,
+                kernel_init=kernel_init,
+                dtype=self.dtype,
+                name=f"layer{i}",
+            )(x)
             x = nn.relu(x)
         return Conv2d(num_classes, 1, kernel_init=kernel_init, dtype=self.dtype, name="final")(x)

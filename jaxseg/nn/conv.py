@@ -116,7 +116,9 @@ class SeparableConv2d(nn.Module):
             dtype=self.dtype,
             name="depthwise",
         )(x)
-        return Conv2d(self.features, 1, use_bias=self.use_bias, dtype=self.dtype, name="pointwise")(x)
+        return Conv2d(
+            self.features, 1, use_bias=self.use_bias, dtype=self.dtype, name="pointwise"
+        )(x)
 
 
 class ConvBNAct(nn.Module):

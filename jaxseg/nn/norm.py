@@ -37,7 +37,9 @@ class BatchNorm(nn.Module):
         running_mean = self.variable(
             "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
         )
-        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        running_var = self.variable(
+            "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
+        )
         x32 = x.astype(jnp.float32)
         if use_running_average:
             mean, var = running_mean.value, running_var.value

@@ -6,6 +6,7 @@ matrices applied with einsum: cheap, differentiable and free of the antialiasing
 """
 
 import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np

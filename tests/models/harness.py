@@ -85,7 +85,8 @@ def check_learns(name: str, overrides: dict, *, steps: int = 60, lr: float = 0.0
     config = quickstart.get_config()
     config.unlock()
     config.model, config.model_kwargs = name, overrides
-    config.dataset, config.crop_size, config.num_steps, config.lr = "shapes/tiny", crop_size, steps, lr
+    config.dataset, config.crop_size = "shapes/tiny", crop_size
+    config.num_steps, config.lr = steps, lr
     config.batch_size, config.eval.batch_size = 4, 4
     config.lock()
     num_classes, class_names = data.dataset_info(config.dataset)

@@ -10,7 +10,6 @@ import pytest
 from flax import linen as nn
 
 from jaxseg import models
-from jaxseg.models.deeplab import DeepLabV2
 from jaxseg.models.gcn import GCN
 from jaxseg.models.refinenet import RefineNet
 from tests.models import harness
@@ -22,8 +21,13 @@ NARROW = {
     "refinenet": dict(SMALL_RESNET, features=8),
 }
 # Stage sizes of torchvision's ResNet on a 97 x 131 image (every stride rounds up).
-STAGE_SIZES = {"stem": (49, 66), "layer1": (25, 33), "layer2": (13, 17), "layer3": (7, 9),
-               "layer4": (4, 5)}
+STAGE_SIZES = {
+    "stem": (49, 66),
+    "layer1": (25, 33),
+    "layer2": (13, 17),
+    "layer3": (7, 9),
+    "layer4": (4, 5),
+}
 IMAGE_SIZE = (97, 131)
 
 
@@ -53,8 +57,10 @@ class GivenFeatures(nn.Module):
 
 def _stage_features(channels: dict, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    return {name: rng.normal(size=(1, *STAGE_SIZES[name], c)).astype(np.float32)
-            for name, c in channels.items()}
+    return {
+        name: rng.normal(size=(1, *STAGE_SIZES[name], c)).astype(np.float32)
+        for name, c in channels.items()
+    }
 
 
 def _assert_matches(ours: np.ndarray, expected: np.ndarray) -> None:
@@ -113,8 +119,9 @@ def _released_refinenet_head(blocks, in_channels, features, num_classes):
             for i, feature in enumerate(stages):
                 y = getattr(self, f"adapt{i}")(getattr(self, f"dimred{i}")(feature))
                 if x is not None:
-                    upsampled = blocks.F.interpolate(x, size=y.shape[2:], mode="bilinear",
-                                                     align_corners=True)
+                    upsampled = blocks.F.interpolate(
+                        x, size=y.shape[2:], mode="bilinear", align_corners=True
+                    )
                     y = getattr(self, f"adapt_fuse{i}")(y) + upsampled
                 x = getattr(self, f"mflow{i}")(getattr(self, f"pool{i}")(y))
                 if i < self.last:
@@ -175,13 +182,19 @@ def _torch_gcn_head(blocks, in_channels, num_classes, k):
                 setattr(self, f"gcn{i}", blocks.TorchGlobalConv(channels, num_classes, k))
                 setattr(self, f"br{i}", blocks.TorchBoundaryRefine(num_classes))
             for j in range(5):
-                setattr(self, f"deconv{j}", torch.nn.ConvTranspose2d(
-                    num_classes, num_classes, 4, stride=2, padding=1, bias=False))
+                setattr(
+                    self,
+                    f"deconv{j}",
+                    torch.nn.ConvTranspose2d(
+                        num_classes, num_classes, 4, stride=2, padding=1, bias=False
+                    ),
+                )
                 setattr(self, f"fuse_br{j}", blocks.TorchBoundaryRefine(num_classes))
 
         def forward(self, stages, sizes):
-            scores = [getattr(self, f"br{i}")(getattr(self, f"gcn{i}")(x))
-                      for i, x in enumerate(stages)]
+            scores = [
+                getattr(self, f"br{i}")(getattr(self, f"gcn{i}")(x)) for i, x in enumerate(stages)
+            ]
             score = scores[0]
             for j, (height, width) in enumerate(sizes):
                 score = getattr(self, f"deconv{j}")(score)[:, :, :height, :width]
@@ -221,14 +234,13 @@ def test_deeplab_v2_fuses_scales_by_max_as_caffe_resizes_them():
     logits, state = model.apply(variables, images, capture_intermediates=True)
     scores = state["intermediates"]["aspp"]["__call__"]
     assert len(scores) == 3
-    for scale, score in zip((1.0, 0.75, 0.5), scores):
+    for scale, score in zip((1.0, 0.75, 0.5), scores, strict=True):
         scaled = [int((n - 1) * scale) + 1 for n in IMAGE_SIZE]
         assert score.shape[1:3] == tuple(math.ceil(n / 8) for n in scaled), (scale, score.shape)
 
     per_scale = [torch.from_numpy(np.asarray(s).transpose(0, 3, 1, 2)) for s in scores]
     size = per_scale[0].shape[2:]
-    resized = [F.interpolate(s, size=size, mode="bilinear", align_corners=True)
-               for s in per_scale]
+    resized = [F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in per_scale]
     fused = torch.stack(resized).max(dim=0).values
     expected = F.interpolate(fused, size=IMAGE_SIZE, mode="bilinear", align_corners=True)
     np.testing.assert_allclose(logits, expected.numpy().transpose(0, 2, 3, 1), atol=1e-5)
@@ -237,8 +249,11 @@ def test_deeplab_v2_fuses_scales_by_max_as_caffe_resizes_them():
 def test_deeplab_v2_shares_weights_across_scales():
     images = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
     shapes = [
-        jax.eval_shape(models.create("deeplab_v2", scales=scales, **SMALL_RESNET).init,
-                       jax.random.PRNGKey(0), images)
+        jax.eval_shape(
+            models.create("deeplab_v2", scales=scales, **SMALL_RESNET).init,
+            jax.random.PRNGKey(0),
+            images,
+        )
         for scales in ((1.0,), (1.0, 0.75, 0.5))
     ]
     assert shapes[0] == shapes[1]
