@@ -51,6 +51,8 @@ def initialize_distributed() -> None:
     """Join the multi-host job when `--distributed` is given; a no-op otherwise."""
     flag_values = flags.FLAGS
     if flag_values.distributed:
+        # CPU processes need a collectives backend to form one global device mesh.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=flag_values.coordinator_address,
             num_processes=flag_values.num_processes,

@@ -69,47 +69,63 @@ def _scale_factors(d: int) -> np.ndarray:
     )
 
 
+def _materialize(*columns: list[jax.Array]) -> list[list[jax.Array]]:
+    """Lists of (N,) columns, computed once: stops XLA from fusing them into every consumer,
+    where they would be recomputed per use."""
+    stacked = lax.optimization_barrier([jnp.stack(c) for c in columns])
+    return [list(s) for s in stacked]
+
+
 def _simplex_vertices(features: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Lattice keys (d+1, N, d) and barycentric weights (d+1, N) of each feature's simplex.
 
-    Index 0 of the leading axis is the vertex of remainder 0, and so on: all coordinates of the
-    remainder-r vertex are congruent to r modulo d+1.
+    Index r of the leading axis is the vertex of remainder r: all its coordinates are congruent
+    to r modulo d+1. Written column by column (d is at most 5): XLA handles these elementwise
+    chains far better than reductions over tiny axes.
     """
-    n, d = features.shape
+    d = features.shape[1]
     scale = _scale_factors(d)
     down = np.float32(1.0 / (d + 1))
-    up = np.float32(d + 1)
     elevated = [None] * (d + 1)
-    running = jnp.zeros((n,), jnp.float32)
+    running = jnp.zeros(features.shape[:1], jnp.float32)
     for j in range(d, 0, -1):
         scaled = features[:, j - 1] * scale[j - 1]
         elevated[j] = running - np.float32(j) * scaled
         running = running + scaled
     elevated[0] = running
-    elevated = jnp.stack(elevated, axis=1)
+    (elevated,) = _materialize(elevated)
 
-    rounded = jnp.round(elevated * down)
-    rem0 = rounded * up
-    excess = jnp.sum(rounded, axis=1, keepdims=True).astype(jnp.int32)
-    diff = elevated - rem0
-    less = diff[:, :, None] < diff[:, None, :]
-    upper = np.triu(np.ones((d + 1, d + 1), bool), 1)
-    rank = jnp.sum(less & upper, axis=2) + jnp.sum(~less & upper, axis=1)
-    rank = rank + excess
-    wrap = jnp.where(rank < 0, d + 1, 0) - jnp.where(rank > d, d + 1, 0)
-    rank = rank + wrap
-    rem0 = rem0.astype(jnp.int32) + wrap
+    rounded = [lax.round(e * down, lax.RoundingMethod.TO_NEAREST_EVEN) for e in elevated]
+    rem0 = [(r * np.float32(d + 1)).astype(jnp.int32) for r in rounded]
+    excess = sum(rounded).astype(jnp.int32)
+    diff = [e - r.astype(jnp.float32) for e, r in zip(elevated, rem0, strict=True)]
+    diff, rem0, (excess,) = _materialize(diff, rem0, [excess])
+    rank = [excess] * (d + 1)
+    for i in range(d + 1):
+        for j in range(i + 1, d + 1):
+            before = (diff[i] < diff[j]).astype(jnp.int32)
+            rank[i] = rank[i] + before
+            rank[j] = rank[j] + 1 - before
+    wrap = [jnp.where(r < 0, d + 1, 0) - jnp.where(r > d, d + 1, 0) for r in rank]
+    rank = [r + w for r, w in zip(rank, wrap, strict=True)]
+    rem0 = [r + w for r, w in zip(rem0, wrap, strict=True)]
+    elevated, rank, rem0 = _materialize(elevated, rank, rem0)
 
-    offsets = (elevated - rem0.astype(jnp.float32)) * down
-    by_rank = jnp.sum(jax.nn.one_hot(rank, d + 1, dtype=jnp.float32) * offsets[:, :, None], axis=1)
-    weights = [by_rank[:, d] + (1.0 + -by_rank[:, 0])]
-    weights += [by_rank[:, d - p] - by_rank[:, d - p + 1] for p in range(1, d + 1)]
-    weights = jnp.stack(weights, axis=0)
+    offset = [(e - r.astype(jnp.float32)) * down for e, r in zip(elevated, rem0, strict=True)]
+    by_rank = [
+        sum(jnp.where(rank[i] == k, offset[i], 0.0) for i in range(d + 1)) for k in range(d + 1)
+    ]
+    (by_rank,) = _materialize(by_rank)
+    weights = [by_rank[d] + (1.0 + -by_rank[0])]
+    weights += [by_rank[d - p] - by_rank[d - p + 1] for p in range(1, d + 1)]
 
-    remainder = np.arange(d + 1)[:, None, None]
-    canonical = jnp.where(rank[None, :, :d] <= d - remainder, remainder, remainder - (d + 1))
-    keys = rem0[None, :, :d] + canonical
-    return keys.astype(jnp.int32), weights
+    keys = [
+        jnp.stack(
+            [rem0[i] + jnp.where(rank[i] <= d - r, r, r - (d + 1)) for i in range(d)], axis=-1
+        )
+        for r in range(d + 1)
+    ]
+    return jnp.stack(keys), jnp.stack(weights)
 
 
 def _key_ranges(feature_max: Sequence[float], d: int) -> list[tuple[int, int]]:
@@ -156,16 +172,22 @@ class _KeyCodec(NamedTuple):
         dims = np.array([kernel.features.shape[1] for kernel in kernels], np.int32)
         return cls(tuple(fields), word + 1, key_min, dims)
 
-    def encode(self, kernel: jax.Array, remainder: jax.Array, keys: jax.Array) -> jax.Array:
-        """Words (num_words, ...) for kernel ids (...), remainders (...) and keys (..., C)."""
-        dplus1 = jnp.asarray(self.dims + 1)[kernel]
-        quotient = (keys - remainder[..., None]) // dplus1[..., None]
-        coords = quotient - jnp.asarray(self.key_min)[kernel]
-        coords = jnp.where(jnp.arange(keys.shape[-1]) < dplus1[..., None] - 1, coords, 0)
-        values = [kernel, remainder] + [coords[..., i] for i in range(keys.shape[-1])]
-        words = [jnp.zeros(kernel.shape, jnp.uint32) for _ in range(self.num_words)]
-        for value, (word, shift) in zip(values, self.fields, strict=True):
-            words[word] = words[word] | (value.astype(jnp.uint32) << shift)
+    def encode(self, kernel, remainder, keys: jax.Array) -> jax.Array:
+        """Words (num_words, ...) for keys (..., C) of one group (`kernel` and `remainder` ints,
+        so the divisions are by constants) or of mixed groups (int arrays of shape (...))."""
+        if isinstance(kernel, int):
+            d = int(self.dims[kernel])
+            coords = (keys[..., :d] - remainder) // (d + 1) - self.key_min[kernel, :d]
+            mask = None
+        else:
+            dplus1 = jnp.asarray(self.dims + 1)[kernel][..., None]
+            coords = (keys - remainder[..., None]) // dplus1 - jnp.asarray(self.key_min)[kernel]
+            mask = jnp.arange(keys.shape[-1]) < dplus1 - 1
+            coords = jnp.where(mask, coords, 0)
+        values = [kernel, remainder] + [coords[..., i] for i in range(coords.shape[-1])]
+        words = [jnp.zeros(keys.shape[:-1], jnp.uint32) for _ in range(self.num_words)]
+        for value, (word, shift) in zip(values, self.fields, strict=False):
+            words[word] = words[word] | (jnp.asarray(value).astype(jnp.uint32) << shift)
         return jnp.stack(words)
 
 
@@ -270,23 +292,21 @@ def _entries(kernels: Sequence[_Kernel], codec: _KeyCodec) -> _Entries:
     `num_points` is -1 if the hash table could not place every key (see `_insert`).
     """
     num_coords = codec.key_min.shape[1]
-    keys, weights = [], []
-    for kernel in kernels:
-        k, w = _simplex_vertices(kernel.features)
-        keys.append(jnp.pad(k, ((0, 0), (0, 0), (0, num_coords - k.shape[2]))))
-        weights.append(w)
-    keys = jnp.concatenate(keys).reshape(-1, num_coords)
-    n = kernels[0].features.shape[0]
-    group_kernel, group_remainder = _groups(codec.dims.tolist())
-    group = jnp.arange(keys.shape[0], dtype=jnp.int32) // n
-    words = codec.encode(
-        jnp.asarray(group_kernel)[group], jnp.asarray(group_remainder)[group], keys
-    )
+    keys, weights, words = [], [], []
+    for k, kernel in enumerate(kernels):
+        vertex_keys, vertex_weights = _simplex_vertices(kernel.features)
+        words += [codec.encode(k, r, key) for r, key in enumerate(vertex_keys)]
+        pad = num_coords - vertex_keys.shape[2]
+        keys.append(jnp.pad(vertex_keys, ((0, 0), (0, 0), (0, pad))))
+        weights.append(vertex_weights)
+    words = jnp.concatenate(words, axis=1)
     table, owner = _insert(words)
     first = owner == jnp.arange(owner.shape[0])
     numbering = jnp.cumsum(first, dtype=jnp.int32) - 1
     num_points = jnp.where(jnp.all(owner >= 0), numbering[-1] + 1, -1)
+    n = kernels[0].features.shape[0]
     point = numbering[jnp.maximum(owner, 0)].reshape(-1, n)
+    keys = jnp.concatenate(keys).reshape(-1, num_coords)
     return _Entries(keys, jnp.concatenate(weights), words, table, first, point, num_points)
 
 
@@ -322,76 +342,30 @@ def _neighbours(entries: _Entries, codec: _KeyCodec, capacity: int) -> jax.Array
     return jnp.pad(neighbour, ((0, 0), (0, 0), (0, 1)), constant_values=capacity)
 
 
-def _order_by_point(local: jax.Array, capacity: int) -> jax.Array:
-    """Pixel order (G, N) sorting each group by local point index, ties by pixel.
+_SPLAT_TILE = 4096
 
-    An LSD radix sort whose passes are single-operand uint32 sorts of (digit, position) packed
-    into one word, which XLA sorts several times faster than a sort with a payload.
+
+def _splat(point: jax.Array, weight: jax.Array, values: jax.Array, capacity: int) -> jax.Array:
+    """Lattice values (capacity + 1, C): each point's sum of weight (G, N) * values (N, C).
+
+    A scatter-add over tiles of pixels, so each tile's weighted copies of the values are
+    written to cache and summed into the (small) lattice rather than written out in full.
     """
-    n = local.shape[1]
-    position_bits = max(n - 1, 1).bit_length()
-    digit_bits = 32 - position_bits
-    positions = jnp.arange(n, dtype=jnp.uint32)
-    order = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), local.shape)
-    for shift in range(0, max(capacity - 1, 1).bit_length(), digit_bits):
-        digit = (jnp.take_along_axis(local, order, axis=1) >> shift) & ((1 << digit_bits) - 1)
-        packed = jnp.sort((digit.astype(jnp.uint32) << position_bits) | positions, axis=1)
-        moved = (packed & ((1 << position_bits) - 1)).astype(jnp.int32)
-        order = jnp.take_along_axis(order, moved, axis=1)
-    return order
-
-
-class _Chunks(NamedTuple):
-    """The lattice points' entries in chunks of `_LANES`, so splatting is a gather.
-
-    Chunk c adds the entries `entry[c]` (E marks an empty lane) into lattice point `point[c]`
-    (`capacity` for unused chunks). A point with more entries than lanes spans several chunks.
-    """
-
-    entry: jax.Array
-    point: jax.Array
-
-
-_LANES = 16
-
-
-def _chunks(point: jax.Array, capacity: int) -> _Chunks:
-    """Group each lattice point's entries into chunks (see `_Chunks`)."""
     groups, n = point.shape
-    num_entries = groups * n
-    base = point[:, :1]
-    order = _order_by_point(point - base, capacity)
-    sorted_point = jnp.take_along_axis(point, order, axis=1)
-    index = jnp.arange(n)
-    starts = jnp.concatenate(
-        [jnp.ones((groups, 1), bool), sorted_point[:, 1:] != sorted_point[:, :-1]], axis=1
-    )
-    rank = index - lax.cummax(jnp.where(starts, index, 0), axis=1)
-    lane = (rank % _LANES).reshape(-1)
-    opens = lane == 0
-    chunk = jnp.cumsum(opens, dtype=jnp.int32) - 1
-    num_chunks = groups * -(-n // _LANES) + capacity
-    entry = (order + n * jnp.arange(groups)[:, None]).reshape(-1)
-    entries = jnp.full((num_chunks, _LANES), num_entries, jnp.int32).at[chunk, lane].set(entry)
-    owners = jnp.full((num_chunks,), capacity, jnp.int32)
-    owners = owners.at[jnp.where(opens, chunk, num_chunks)].set(
-        sorted_point.reshape(-1), mode="drop"
-    )
-    return _Chunks(entries, owners)
+    tile = min(_SPLAT_TILE, n)
+    lanes = jnp.arange(tile)
 
+    def add_tile(i, grid):
+        start = jnp.minimum(i * tile, n - tile)
+        fresh = (start + lanes >= i * tile)[None, :, None]
+        tile_values = lax.dynamic_slice_in_dim(values, start, tile)
+        tile_point = lax.dynamic_slice_in_dim(point, start, tile, axis=1)
+        tile_weight = lax.dynamic_slice_in_dim(weight, start, tile, axis=1)
+        updates = jnp.where(fresh, tile_weight[..., None] * tile_values[None], 0.0)
+        return grid.at[tile_point.reshape(-1)].add(updates.reshape(groups * tile, -1))
 
-def _splat(chunks: _Chunks, values: jax.Array, weight: jax.Array, capacity: int) -> jax.Array:
-    """Lattice values (capacity + 1, C): the sum of weight * value over each point's entries.
-
-    `weight` is (E + 1,), its last element 0 for empty lanes. Chunks are in point order."""
-    n = values.shape[0]
-    pixel = chunks.entry % n
-    sums = sum(
-        weight[chunks.entry[:, lane]][:, None] * values[pixel[:, lane]] for lane in range(_LANES)
-    )
-    return jax.ops.segment_sum(
-        sums, chunks.point, num_segments=capacity + 1, indices_are_sorted=True
-    )
+    grid = jnp.zeros((capacity + 1, values.shape[1]), values.dtype)
+    return lax.fori_loop(0, -(-n // tile), add_tile, grid)
 
 
 def _blur(grid: jax.Array, neighbours: jax.Array) -> jax.Array:
@@ -422,11 +396,10 @@ def _mean_field(
     """Mean-field marginals (N, K) on a lattice of at most `capacity` points."""
     n = unary.shape[0]
     neighbours = _neighbours(entries, codec, capacity)
-    chunks = _chunks(entries.point, capacity)
     group_kernel, _ = _groups(codec.dims.tolist())
     alpha = 1.0 / (1.0 + np.exp2(-codec.dims.astype(np.float32)))
-    padded = jnp.pad(entries.weight.reshape(-1), (0, 1))
-    ones = _blur(_splat(chunks, jnp.ones((n, 1), jnp.float32), padded, capacity), neighbours)
+    ones = jnp.ones((n, 1), jnp.float32)
+    ones = _blur(_splat(entries.point, entries.weight, ones, capacity), neighbours)
     norm = [
         _slice(entries.point, ones, entries.weight * (alpha[k] * (group_kernel == k))[:, None])
         for k in range(len(compat))
@@ -434,13 +407,14 @@ def _mean_field(
     norm = (1.0 / jnp.sqrt(jnp.concatenate(norm, axis=1) + 1e-20)).T[group_kernel]
     splat_w = entries.weight * norm
     slice_w = splat_w * (np.asarray(compat, np.float32) * alpha)[group_kernel][:, None]
-    splat_w = jnp.pad(splat_w.reshape(-1), (0, 1))
 
-    def step(_, q):
-        grid = _blur(_splat(chunks, q, splat_w, capacity), neighbours)
-        return jax.nn.softmax(_slice(entries.point, grid, slice_w) - unary, axis=-1)
+    def step(_, logits):
+        grid = _blur(_splat(entries.point, splat_w, jax.nn.softmax(logits), capacity), neighbours)
+        return _slice(entries.point, grid, slice_w) - unary
 
-    q = lax.fori_loop(0, iterations, step, jax.nn.softmax(-unary, axis=-1))
+    # The loop carries the logits, not the marginals: the loop boundary keeps XLA from fusing
+    # the slice's gathers into the softmax, where they would be recomputed per reduction.
+    q = jax.nn.softmax(lax.fori_loop(0, iterations, step, -unary))
     return jnp.where(entries.num_points >= 0, q, jnp.nan)
 
 

@@ -27,7 +27,7 @@ def cross_entropy(
     With `class_weights` the mean is weighted by the weight of each pixel's class, as PyTorch
     does. Returns 0 when every pixel is ignored.
     """
-    logits = logits.astype(jnp.float32)
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
     valid = labels != ignore_label
     safe_labels = jnp.where(valid, labels, 0)
     log_probs = jax.nn.log_softmax(logits, axis=-1)

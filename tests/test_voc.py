@@ -453,7 +453,17 @@ def http_server(manual_dir: Path):
     thread.join()
 
 
-def test_without_manual_dir_the_archive_is_downloaded(tmp_path, http_server, monkeypatch):
+@pytest.fixture
+def no_progress_bars():
+    """TFDS's switch, which the builder's own progress bars follow too."""
+    tfds.disable_progress_bar()
+    yield
+    tfds.enable_progress_bar()
+
+
+def test_without_manual_dir_the_archive_is_downloaded(
+    tmp_path, http_server, monkeypatch, no_progress_bars
+):
     url = f"{http_server}/VOCtrainval_11-May-2012.tar"
     monkeypatch.setattr(voc, "VOC_TRAINVAL", dataclasses.replace(voc.VOC_TRAINVAL, url=url))
     builder = _prepare("voc_segmentation/2012", tmp_path / "tfds", manual_dir=None)

@@ -96,10 +96,15 @@ def aspp_rules(torch_prefix: str, separable: bool = False) -> Rules:
 
 
 def as_numpy(value: Any) -> np.ndarray:
-    """A torch tensor (any device or float dtype) or array-like as a float32 numpy array."""
+    """A torch tensor (any device or dtype) or array-like as a float32 numpy array; float64
+    values stay float64 (for float64 parity checks)."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().float().numpy()
-    return np.asarray(value, dtype=np.float32)
+        wide = str(value.dtype) == "torch.float64"
+        value = value.detach().cpu().double().numpy()  # bfloat16 has no numpy counterpart
+    else:
+        value = np.asarray(value)
+        wide = value.dtype == np.float64
+    return value.astype(np.float64 if wide else np.float32)
 
 
 def torch_module_name(path: str, rules: Rules) -> str:

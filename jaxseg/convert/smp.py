@@ -34,7 +34,7 @@ def unet(depth: int, keys: Collection[str]) -> Target:
         ),
         CLASSIFIER,
     )
-    return registered("unet_resnet", rules, CLASSIFIER_WEIGHT, depth=depth)
+    return registered("unet", rules, CLASSIFIER_WEIGHT, resnet_depth=depth)
 
 
 def pspnet(depth: int, keys: Collection[str]) -> Target:

@@ -14,8 +14,10 @@ import re
 from types import ModuleType
 from typing import Any
 
+import jax
 import numpy as np
 import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
 from PIL import Image
 
 DATASET_MODULES = {
@@ -150,6 +152,19 @@ def _decoded(example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _generate_once(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """Generate an auto-prepared dataset, by process 0 first so processes sharing a data
+    folder do not race; a process whose folder is not shared then generates its own copy."""
+    if jax.process_index() == 0:
+        get_builder(name, data_dir).download_and_prepare(file_format=FILE_FORMAT)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"jaxseg: generated {name}")
+    builder = get_builder(name, data_dir)
+    if not builder.is_prepared():
+        builder.download_and_prepare(file_format=FILE_FORMAT)
+    return builder
+
+
 def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
     """Opens `split` of dataset `name` ('shapes', 'shapes/tiny', 'voc_segmentation', ...).
 
@@ -162,7 +177,7 @@ def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
     if not builder.is_prepared():
         if base not in AUTO_PREPARED:
             raise DatasetNotPreparedError(_not_prepared_message(base, module, builder.data_dir))
-        builder.download_and_prepare(file_format=FILE_FORMAT)
+        builder = _generate_once(name, data_dir)
     _check_split(split, list(builder.info.splits), name)
     num_classes, class_names = dataset_info(base)
     return Source(

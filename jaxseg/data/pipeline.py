@@ -1,10 +1,11 @@
 """Input pipelines on grain: shuffled, augmented training batches and fixed-shape eval batches.
 
 Training: per-process shard -> shuffle (new order every epoch) -> decode -> random scale ->
-normalise -> pad with 255 -> random crop -> flip -> batch. Every random choice is a function of
-(seed, example position), so the iterator's saved state reproduces the exact batches after a
-resume. Evaluation pads every image to one size (label 255, a `valid` flag per example) so the
-jitted predictor compiles once, and every process yields the same number of batches.
+pad (mean colour, label 255) -> random crop -> flip -> normalise -> batch. Every random choice
+is a function of (seed, example position), so the iterator's saved state reproduces the exact
+batches after a resume. Evaluation pads every image to one size (label 255, a `valid` flag
+per example) so the jitted predictor compiles once, and every process yields the same number
+of batches.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from jaxseg.losses import IGNORE_LABEL
 MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
 STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
 """ImageNet statistics (of pixel / 255) that torchvision's pretrained backbones expect."""
+MEAN_PIXEL = np.round(MEAN_RGB * 255).astype(np.uint8)
+"""Padding colour of training crops: the mean, about 0 once normalised."""
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
@@ -77,7 +80,9 @@ class TrainAugment:
         if self.photometric:
             image = _photometric(image, rng)
         pad_h, pad_w = max(self.crop_size - size[0], 0), max(self.crop_size - size[1], 0)
-        image = np.pad(normalize(image), ((0, pad_h), (0, pad_w), (0, 0)))
+        image = np.stack(
+            [np.pad(image[..., c], ((0, pad_h), (0, pad_w)), constant_values=MEAN_PIXEL[c])
+             for c in range(3)], axis=-1)
         mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_LABEL)
         top = rng.integers(0, image.shape[0] - self.crop_size + 1)
         left = rng.integers(0, image.shape[1] - self.crop_size + 1)
@@ -85,7 +90,7 @@ class TrainAugment:
         image, mask = image[window], mask[window]
         if self.flip and rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
-        return {"image": np.ascontiguousarray(image), "label": mask.astype(np.int32)}
+        return {"image": normalize(image), "label": mask.astype(np.int32)}
 
 
 def local_batch_size(global_batch_size: int) -> int:

@@ -365,12 +365,16 @@ class VocSegmentation(tfds.core.GeneratorBasedBuilder):
         voc = TarIndex.build(archive_path(dl_manager, VOC_TRAINVAL))
         lists = {split: f"{VOC_ROOT}/ImageSets/Segmentation/{split}.txt" for split in SPLITS}
         ids = {split: voc.read_ids(name) for split, name in lists.items()}
-        splits = {
-            split: self._generate_examples(voc, ids[split], name, _voc_masks(voc, name))
-            for split, name in lists.items()
-        }
+
+        def voc_split(split: str) -> Iterator[tuple[str, dict]]:
+            masks = _voc_masks(voc, lists[split])
+            return self._generate_examples(voc, ids[split], lists[split], masks)
+
         if self.builder_config.augmented:
-            splits["train"] = self._augmented_train(dl_manager, voc, ids)
+            train = self._augmented_train(dl_manager, voc, ids)
+        else:
+            train = voc_split("train")
+        splits = {"train": train, "val": voc_split("val")}
         manual_dir = _manual_dir(dl_manager)
         test_path = manual_dir / VOC_TEST.file_name if manual_dir else None
         if test_path is None or not test_path.exists():

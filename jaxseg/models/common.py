@@ -37,8 +37,9 @@ def resnet_backbone(
 
 
 def to_input_size(logits: jnp.ndarray, images: jnp.ndarray, align_corners: bool) -> jnp.ndarray:
-    """Bilinearly upsample float32 logits to the spatial size of `images`."""
-    return resize_bilinear(logits.astype(jnp.float32), images.shape[1:3], align_corners)
+    """Bilinearly upsample logits, as float32 or wider, to the spatial size of `images`."""
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    return resize_bilinear(logits, images.shape[1:3], align_corners)
 
 
 def auxiliary_logits(

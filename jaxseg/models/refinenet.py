@@ -10,8 +10,9 @@ scores are upsampled bilinearly to the input size.
 Details the paper leaves open follow the authors' released VOC model (as ported in
 DrSleep/refinenet-pytorch): dropout 0.5 on `layer3`/`layer4` and before the classifier, a 3x3
 classifier with bias, four chained-pooling stages (`pooling_stages`; the paper's figure draws
-two) and align_corners upsampling. The RCUs the paper puts on a block's incoming path sit in
-the released graph after the previous block; the computation is the same.
+two), align_corners upsampling and N(0, 0.01) initialisation of every decoder conv. The RCUs
+the paper puts on a block's incoming path sit in the released graph after the previous
+block; the computation is the same.
 
 Deviations: the backbone is torchvision's ResNet (stride on the 3x3 conv; MatConvNet's puts it
 on the 1x1) with trainable BatchNorm (the authors freeze it), and inputs are not enlarged
@@ -26,6 +27,7 @@ from flax import linen as nn
 from jaxseg.models.common import as_dtype, resnet_backbone, to_input_size
 from jaxseg.models.registry import register
 from jaxseg.nn import Conv2d, RefineNetBlock, ResidualConvUnit
+from jaxseg.nn.conv import small_normal
 
 # Backbone stages from coarse to fine, and the dropout the released model puts on the deep ones.
 STAGES = ("layer4", "layer3", "layer2", "layer1")
@@ -54,7 +56,14 @@ class RefineNet(nn.Module):
             if stage in DROPPED_STAGES:
                 y = nn.Dropout(self.dropout, deterministic=not train)(y)
             width = 2 * self.features if stage == "layer4" else self.features
-            y = Conv2d(width, 3, use_bias=False, dtype=self.dtype, name=f"adapt{i}")(y)
+            y = Conv2d(
+                width,
+                3,
+                use_bias=False,
+                kernel_init=small_normal,
+                dtype=self.dtype,
+                name=f"adapt{i}",
+            )(y)
             x = RefineNetBlock(
                 pooling_stages=self.pooling_stages,
                 align_corners=self.align_corners,
@@ -64,7 +73,9 @@ class RefineNet(nn.Module):
         for j in range(self.final_units):
             x = ResidualConvUnit(self.dtype, name=f"final_rcu{j}")(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = Conv2d(self.num_classes, 3, dtype=self.dtype, name="classifier")(x)
+        x = Conv2d(
+            self.num_classes, 3, kernel_init=small_normal, dtype=self.dtype, name="classifier"
+        )(x)
         return to_input_size(x, images, self.align_corners)
 
 

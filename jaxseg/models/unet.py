@@ -27,6 +27,11 @@ from jaxseg.nn.upsample import ConvTranspose2d
 ModuleDef = Any
 
 
+def _at_least_float32(logits: jnp.ndarray) -> jnp.ndarray:
+    """Logits in float32 (bfloat16 compute) or their own wider dtype (float64)."""
+    return logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+
+
 class DoubleConv(nn.Module):
     """Two 3x3 conv(-norm)-ReLU layers, `conv1` and `conv2`: a U-Net level's convolutions."""
 
@@ -98,7 +103,7 @@ class UNet(nn.Module):
                 x, skip.shape[1:3], skip, train
             )
         logits = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
-        return logits.astype(jnp.float32)
+        return _at_least_float32(logits)
 
 
 class ResNetUNet(nn.Module):
@@ -126,31 +131,38 @@ class ResNetUNet(nn.Module):
                 x, size, skip, train
             )
         logits = Conv2d(self.num_classes, 3, dtype=self.dtype, name="classifier")(x)
-        return logits.astype(jnp.float32)
+        return _at_least_float32(logits)
+
+
+PAPER_FEATURES = (64, 128, 256, 512, 1024)
+SMP_DECODER_FEATURES = (256, 128, 64, 32, 16)
 
 
 @register("unet")
 def unet(
     num_classes: int,
-    features: tuple[int, ...] = (64, 128, 256, 512, 1024),
+    features: tuple[int, ...] = PAPER_FEATURES,
     batch_norm: bool = False,
-    dtype: Any = None,
-) -> UNet:
-    """The paper's U-Net; smaller `features` (one width per level) shrink it for tests."""
-    return UNet(num_classes, features=features, batch_norm=batch_norm, dtype=as_dtype(dtype))
-
-
-@register("unet_resnet")
-def unet_resnet(
-    num_classes: int,
-    depth: int = 34,
-    decoder_features: tuple[int, ...] = (256, 128, 64, 32, 16),
+    resnet_depth: int | None = None,
+    decoder_features: tuple[int, ...] = SMP_DECODER_FEATURES,
     width: int = 64,
     stage_sizes: tuple[int, ...] | None = None,
     dtype: Any = None,
-) -> ResNetUNet:
-    """smp's U-Net on an undilated ResNet-`depth` encoder (stride 32), its default decoder."""
-    backbone = resnet_backbone(depth, 32, width=width, stage_sizes=stage_sizes, dtype=dtype)
+) -> UNet | ResNetUNet:
+    """The paper's U-Net (`features`: one width per level, `batch_norm`), or with
+    `resnet_depth` smp's U-Net on an undilated ResNet encoder (`decoder_features`, `width`,
+    `stage_sizes`). Options of the other variant must keep their defaults."""
+    if resnet_depth is None:
+        if (decoder_features, width, stage_sizes) != (SMP_DECODER_FEATURES, 64, None):
+            raise ValueError(
+                "unet: decoder_features, width and stage_sizes need resnet_depth (smp's U-Net)"
+            )
+        return UNet(num_classes, features=features, batch_norm=batch_norm, dtype=as_dtype(dtype))
+    if (features, batch_norm) != (PAPER_FEATURES, False):
+        raise ValueError(
+            "unet: features and batch_norm are the paper's U-Net's, without resnet_depth"
+        )
+    backbone = resnet_backbone(resnet_depth, 32, width=width, stage_sizes=stage_sizes, dtype=dtype)
     return ResNetUNet(
         backbone, num_classes, decoder_features=decoder_features, dtype=as_dtype(dtype)
     )

@@ -14,6 +14,8 @@ IntPair = int | Sequence[int]
 
 # torchvision's ResNet initialisation: He normal over fan_out, untruncated.
 kaiming_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# N(0, 0.01): how Caffe/MatConvNet-era models initialised their new, unnormalised layers.
+small_normal = nn.initializers.normal(0.01)
 
 
 def as_pair(value: IntPair) -> tuple[int, int]:

@@ -1,13 +1,20 @@
 """Global convolution and boundary refinement of "Large Kernel Matters" (Peng et al., arXiv
 1703.02719): a dense k x k receptive field from two separable branches, and a residual
-3x3 block that sharpens score maps near object boundaries."""
+3x3 block that sharpens score maps near object boundaries.
 
+The paper gives no initialisation; convs start from N(0, 0.01), as was usual for new layers
+then: without normalisation, He initialisation makes GCN's cascade of nine boundary
+refinements diverge.
+"""
+
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseg.nn.conv import Conv2d
+from jaxseg.nn.conv import Conv2d, small_normal
 
 
 class GlobalConv(nn.Module):
@@ -20,6 +27,7 @@ class GlobalConv(nn.Module):
     features: int
     kernel_size: int = 15
     dtype: Any = None
+    kernel_init: Callable = small_normal
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -29,7 +37,9 @@ class GlobalConv(nn.Module):
         tall, wide = (k, 1), (1, k)
 
         def conv(shape: tuple[int, int], name: str) -> Conv2d:
-            return Conv2d(self.features, shape, dtype=self.dtype, name=name)
+            return Conv2d(
+                self.features, shape, kernel_init=self.kernel_init, dtype=self.dtype, name=name
+            )
 
         left = conv(wide, "left_1xk")(conv(tall, "left_kx1")(x))
         right = conv(tall, "right_kx1")(conv(wide, "right_1xk")(x))
@@ -41,9 +51,9 @@ class BoundaryRefine(nn.Module):
     (the class scores). Convs are `conv1` and `conv2`, each with a bias."""
 
     dtype: Any = None
+    kernel_init: Callable = small_normal
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        features = x.shape[-1]
-        y = nn.relu(Conv2d(features, 3, dtype=self.dtype, name="conv1")(x))
-        return x + Conv2d(features, 3, dtype=self.dtype, name="conv2")(y)
+        conv = partial(Conv2d, x.shape[-1], 3, kernel_init=self.kernel_init, dtype=self.dtype)
+        return x + conv(name="conv2")(nn.relu(conv(name="conv1")(x)))

@@ -13,9 +13,10 @@ class BatchNorm(nn.Module):
 
     Eval normalises with the running statistics. Train normalises with the biased batch
     variance and updates running mean/var with torch's `momentum` (new = (1 - m) * old +
-    m * batch) using the *unbiased* variance, as PyTorch does. Statistics are float32 and
-    taken over the whole (global, when sharded under jit) batch. Variables: params
-    {scale, bias}, batch_stats {mean, var}. Running stats are not updated during `init`.
+    m * batch) using the *unbiased* variance, as PyTorch does. Statistics are float32 (float64
+    for float64 inputs) and taken over the whole (global, when sharded under jit) batch.
+    Variables: params {scale, bias}, batch_stats {mean, var}. Running stats are not updated
+    during `init`.
     """
 
     use_running_average: bool | None = None
@@ -40,7 +41,7 @@ class BatchNorm(nn.Module):
         running_var = self.variable(
             "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
         )
-        x32 = x.astype(jnp.float32)
+        x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         if use_running_average:
             mean, var = running_mean.value, running_var.value
         else:

@@ -1,17 +1,19 @@
 """RefineNet's blocks (Lin et al., arXiv 1611.06612): residual conv unit, multi-resolution
 fusion, chained residual pooling, and the RefineNet block that chains them.
 
-None of them uses normalisation. Conv biases follow the authors' released models: only the
-first conv of a residual conv unit has one.
+None of them uses normalisation. Conv biases follow the authors' released models (only the
+first conv of a residual conv unit has one), and so does the initialisation, N(0, 0.01):
+without normalisation, He initialisation makes the cascade's activations explode.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseg.nn.conv import Conv2d
+from jaxseg.nn.conv import Conv2d, small_normal
 from jaxseg.nn.resize import max_pool, resize_bilinear
 
 
@@ -20,12 +22,14 @@ class ResidualConvUnit(nn.Module):
     keeps the width of its input. Convs are `conv1` (with bias) and `conv2`."""
 
     dtype: Any = None
+    kernel_init: Callable = small_normal
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         features = x.shape[-1]
-        y = Conv2d(features, 3, dtype=self.dtype, name="conv1")(nn.relu(x))
-        y = Conv2d(features, 3, use_bias=False, dtype=self.dtype, name="conv2")(nn.relu(y))
+        conv = partial(Conv2d, features, 3, kernel_init=self.kernel_init, dtype=self.dtype)
+        y = conv(name="conv1")(nn.relu(x))
+        y = conv(use_bias=False, name="conv2")(nn.relu(y))
         return x + y
 
 
@@ -39,6 +43,7 @@ class ChainedResidualPooling(nn.Module):
     stages: int = 4
     pool_size: int = 5
     dtype: Any = None
+    kernel_init: Callable = small_normal
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -46,7 +51,14 @@ class ChainedResidualPooling(nn.Module):
         path = x
         for i in range(self.stages):
             path = max_pool(path, self.pool_size, 1, self.pool_size // 2)
-            path = Conv2d(x.shape[-1], 3, use_bias=False, dtype=self.dtype, name=f"conv{i}")(path)
+            path = Conv2d(
+                x.shape[-1],
+                3,
+                use_bias=False,
+                kernel_init=self.kernel_init,
+                dtype=self.dtype,
+                name=f"conv{i}",
+            )(path)
             x = x + path
         return x
 
@@ -58,18 +70,18 @@ class MultiResolutionFusion(nn.Module):
     features: int
     align_corners: bool = True
     dtype: Any = None
+    kernel_init: Callable = small_normal
 
     @nn.compact
     def __call__(self, paths: Sequence[jnp.ndarray]) -> jnp.ndarray:
         if len(paths) == 1:
             return paths[0]
         size = max((p.shape[1:3] for p in paths), key=lambda hw: hw[0] * hw[1])
+        conv = partial(
+            Conv2d, self.features, 3, use_bias=False, kernel_init=self.kernel_init, dtype=self.dtype
+        )
         resized = [
-            resize_bilinear(
-                Conv2d(self.features, 3, use_bias=False, dtype=self.dtype, name=f"conv{i}")(p),
-                size,
-                self.align_corners,
-            )
+            resize_bilinear(conv(name=f"conv{i}")(p), size, self.align_corners)
             for i, p in enumerate(paths)
         ]
         return sum(resized[1:], resized[0])
@@ -87,15 +99,17 @@ class RefineNetBlock(nn.Module):
     pooling_stages: int = 4
     align_corners: bool = True
     dtype: Any = None
+    kernel_init: Callable = small_normal
 
     @nn.compact
     def __call__(self, paths: Sequence[jnp.ndarray]) -> jnp.ndarray:
+        options = dict(dtype=self.dtype, kernel_init=self.kernel_init)
         refined = []
         for i, x in enumerate(paths):
             for j in range(self.path_units):
-                x = ResidualConvUnit(self.dtype, name=f"path{i}_rcu{j}")(x)
+                x = ResidualConvUnit(**options, name=f"path{i}_rcu{j}")(x)
             refined.append(x)
         features = min(x.shape[-1] for x in refined)
-        x = MultiResolutionFusion(features, self.align_corners, self.dtype, name="fusion")(refined)
-        x = ChainedResidualPooling(self.pooling_stages, dtype=self.dtype, name="pooling")(x)
-        return ResidualConvUnit(self.dtype, name="output_rcu")(x)
+        x = MultiResolutionFusion(features, self.align_corners, **options, name="fusion")(refined)
+        x = ChainedResidualPooling(self.pooling_stages, **options, name="pooling")(x)
+        return ResidualConvUnit(**options, name="output_rcu")(x)
