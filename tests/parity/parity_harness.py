@@ -102,7 +102,9 @@ def _torch_train_step(model: torch.nn.Module, images, labels) -> dict:
     for aux in outputs[1:]:
         loss = loss + AUX_WEIGHT * F.cross_entropy(aux, labels, ignore_index=losses.IGNORE_LABEL)
     loss.backward()
-    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+    grads = {
+        name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None
+    }
     torch.optim.SGD(model.parameters(), **SGD).step()
     return {"loss": loss.item(), "grads": grads, "state": model.state_dict()}
 
