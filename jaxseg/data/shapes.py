@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 from PIL import Image
 from scipy import ndimage
+
+from jaxseg.data.builder import SegmentationBuilder
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring", "star", "cross")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -224,7 +225,7 @@ class ShapesConfig(tfds.core.BuilderConfig):
     num_val: int = 300
 
 
-class Shapes(tfds.core.GeneratorBasedBuilder):
+class Shapes(SegmentationBuilder):
     """Procedural shapes segmentation: 6 object classes plus background, ignore label 255."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -236,23 +237,9 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "default"
 
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        """This file (TFDS's own lookup imports `importlib_resources`, not needed on 3.11)."""
-        return epath.Path(__file__)
-
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
+        return self.segmentation_info(
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3), encoding_format="png"),
-                "segmentation_mask": tfds.features.Image(
-                    shape=(None, None, 1), encoding_format="png"
-                ),
-                "file_name": tfds.features.Text(),
-            }),
-            supervised_keys=("image", "segmentation_mask"),
             disable_shuffling=True,  # record i is example i, as generated
         )
 

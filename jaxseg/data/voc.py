@@ -32,6 +32,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
+from jaxseg.data.builder import SegmentationBuilder
+
 log = logging.getLogger(__name__)
 
 CLASS_NAMES = (
@@ -319,7 +321,7 @@ class VocConfig(tfds.core.BuilderConfig):
     augmented: bool = False
 
 
-class VocSegmentation(tfds.core.GeneratorBasedBuilder):
+class VocSegmentation(SegmentationBuilder):
     """PASCAL VOC 2012 segmentation (21 classes, 255 ignore), optionally augmented with SBD."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -333,30 +335,15 @@ class VocSegmentation(tfds.core.GeneratorBasedBuilder):
         ),
     ]
     DEFAULT_CONFIG_NAME = "2012_aug"
+    IMAGE_FORMAT = "jpeg"
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         f"Put {VOC_TRAINVAL.file_name}, {SBD.file_name} (for 2012_aug) and optionally "
         f"{VOC_TEST.file_name} in the manual dir, packed. See jaxseg.data.voc."
     )
 
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        """This file (TFDS's own lookup imports `importlib_resources`, not needed on 3.11)."""
-        return epath.Path(__file__)
-
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
+        return self.segmentation_info(
             description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-                    "segmentation_mask": tfds.features.Image(
-                        shape=(None, None, 1), encoding_format="png"
-                    ),
-                    "file_name": tfds.features.Text(),
-                }
-            ),
-            supervised_keys=("image", "segmentation_mask"),
             homepage=VOC_TRAINVAL.page,
             citation=_CITATION,
         )
