@@ -4,6 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import jax
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -12,6 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     """Generated datasets go to a per-run folder, never the user's TFDS directory."""
     os.environ.setdefault("JAXSEG_DATA_DIR", tempfile.mkdtemp(prefix="jaxseg-tfds-"))
+    # The non-partitionable threefry compiles model initialisation several times faster on
+    # CPU; tests need valid random weights, not the sharding-friendly stream.
+    jax.config.update("jax_threefry_partitionable", False)
 
 
 @pytest.fixture(scope="session")

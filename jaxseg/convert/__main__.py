@@ -34,13 +34,11 @@ def write_checkpoint(out: Path, spec: tuple[str, int, dict], variables: dict) ->
 
 def convert_file(path: Path, source: str, arch: str, out: Path) -> str:
     """Convert the checkpoint at `path` into folder `out`; returns a one-line summary."""
+    state_dict = load_state_dict(path)
     try:
-        converted = convert(load_state_dict(path), source=source, arch=arch)
+        converted = convert(state_dict, source=source, arch=arch)
     except ValueError as error:
-        message = str(error)
-        raise ValueError(
-            message if message.startswith(str(path)) else f"{path}: {message}"
-        ) from error
+        raise ValueError(f"{path}: {error}") from error
     if converted.spec is None:
         raise ValueError(
             f"{source} {arch} is a backbone without a segmentation head: initialise a model's "

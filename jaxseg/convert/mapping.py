@@ -151,6 +151,13 @@ def _first_key(state_dict: Mapping[str, Any]) -> str:
     return "<none: empty>" if key is None else f"{key!r} {tuple(np.shape(state_dict[key]))}"
 
 
+def _natural_order(key: tuple[str, ...]) -> tuple:
+    """Params before statistics, then paths with numbers compared as numbers (layer3_6 before
+    layer3_10), so errors name the earliest missing layer."""
+    parts = re.split(r"(\d+)", "/".join(key[1:]))
+    return key[0] != "params", [int(p) if p.isdigit() else p for p in parts]
+
+
 def variable_shapes(module: nn.Module) -> dict:
     """The module's variables as ShapeDtypeStructs, traced without computing anything."""
     probe = jnp.zeros(_PROBE_SHAPE, jnp.float32)
@@ -167,7 +174,9 @@ def fill_variables(
     """
     ignored = re.compile("|".join((*ALWAYS_IGNORED, *target.ignore)))
     variables, used = {}, set()
-    for key, spec in traverse_util.flatten_dict(variable_shapes(module)).items():
+    flat = traverse_util.flatten_dict(variable_shapes(module))
+    for key in sorted(flat, key=_natural_order):
+        spec = flat[key]
         path, leaf = "/".join(key[1:-1]), key[-1]
         torch_key = f"{torch_module_name(path, target.rules)}.{TORCH_LEAF_NAMES[leaf]}"
         expected = _torch_shape(spec.shape, leaf)

@@ -221,8 +221,9 @@ def deeplab_v2(
     a single scale."""
     if not scales:
         raise ValueError("deeplab_v2: scales must list at least one input scale, got ()")
-    backbone = resnet_backbone(depth, 8, width=width, stage_sizes=stage_sizes,
-                               dilate_first_block=True, dtype=dtype)
+    backbone = resnet_backbone(
+        depth, 8, width=width, stage_sizes=stage_sizes, dilate_first_block=True, dtype=dtype
+    )
     return DeepLabV2(backbone, num_classes, rates=rates, scales=scales, dtype=as_dtype(dtype))
 
 

@@ -23,8 +23,7 @@ from flax import linen as nn
 
 from jaxseg.models.common import as_dtype, resnet_backbone
 from jaxseg.models.registry import register
-from jaxseg.nn import BoundaryRefine, GlobalConv
-from jaxseg.nn.upsample import ConvTranspose2d, bilinear_kernel_init
+from jaxseg.nn import BoundaryRefine, ConvTranspose2d, GlobalConv, bilinear_kernel_init
 
 STAGES = ("layer4", "layer3", "layer2", "layer1")
 

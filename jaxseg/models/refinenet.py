@@ -9,10 +9,10 @@ scores are upsampled bilinearly to the input size.
 
 Details the paper leaves open follow the authors' released VOC model (as ported in
 DrSleep/refinenet-pytorch): dropout 0.5 on `layer3`/`layer4` and before the classifier, a 3x3
-classifier with bias, four chained-pooling stages (`pooling_stages`; the paper's figure draws
-two), align_corners upsampling and N(0, 0.01) initialisation of every decoder conv. The RCUs
-the paper puts on a block's incoming path sit in the released graph after the previous
-block; the computation is the same.
+classifier with bias, four chained-pooling stages (`pooling_stages`; the authors' training
+code defaults to two), align_corners upsampling and N(0, 0.01) initialisation of every
+decoder conv. The RCUs the paper puts on a block's incoming path sit in the released graph
+after the previous block; the computation is the same.
 
 Deviations: the backbone is torchvision's ResNet (stride on the 3x3 conv; MatConvNet's puts it
 on the 1x1) with trainable BatchNorm (the authors freeze it), and inputs are not enlarged

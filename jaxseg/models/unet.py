@@ -9,6 +9,9 @@ Deviations from the paper, so that logits come back at the input resolution for 
 3x3 convs are padded (the paper's are unpadded and crop the skip connections), max pooling
 rounds up (ceil mode) and the up-convolution's output is cropped to the skip's size.
 BatchNorm after each conv is optional (`batch_norm`; the paper has none).
+
+Both are registered as `unet`; `resnet_depth` selects smp's variant:
+`create("unet", n, resnet_depth=34)` is `smp.Unet("resnet34", classes=n)`.
 """
 
 from collections.abc import Sequence
@@ -25,6 +28,9 @@ from jaxseg.nn.resize import resize_nearest
 from jaxseg.nn.upsample import ConvTranspose2d
 
 ModuleDef = Any
+
+PAPER_FEATURES = (64, 128, 256, 512, 1024)
+SMP_DECODER_FEATURES = (256, 128, 64, 32, 16)
 
 
 def _at_least_float32(logits: jnp.ndarray) -> jnp.ndarray:
@@ -84,7 +90,7 @@ class UNet(nn.Module):
     `decoder{i}` up-convolution blocks back to full resolution and a 1x1 `classifier`."""
 
     num_classes: int
-    features: Sequence[int] = (64, 128, 256, 512, 1024)
+    features: Sequence[int] = PAPER_FEATURES
     batch_norm: bool = False
     dtype: Any = None
 
@@ -113,7 +119,7 @@ class ResNetUNet(nn.Module):
 
     backbone: nn.Module
     num_classes: int
-    decoder_features: Sequence[int] = (256, 128, 64, 32, 16)
+    decoder_features: Sequence[int] = SMP_DECODER_FEATURES
     dtype: Any = None
 
     @nn.compact
@@ -134,10 +140,6 @@ class ResNetUNet(nn.Module):
         return _at_least_float32(logits)
 
 
-PAPER_FEATURES = (64, 128, 256, 512, 1024)
-SMP_DECODER_FEATURES = (256, 128, 64, 32, 16)
-
-
 @register("unet")
 def unet(
     num_classes: int,
@@ -153,12 +155,12 @@ def unet(
     `resnet_depth` smp's U-Net on an undilated ResNet encoder (`decoder_features`, `width`,
     `stage_sizes`). Options of the other variant must keep their defaults."""
     if resnet_depth is None:
-        if (decoder_features, width, stage_sizes) != (SMP_DECODER_FEATURES, 64, None):
+        if (tuple(decoder_features), width, stage_sizes) != (SMP_DECODER_FEATURES, 64, None):
             raise ValueError(
                 "unet: decoder_features, width and stage_sizes need resnet_depth (smp's U-Net)"
             )
         return UNet(num_classes, features=features, batch_norm=batch_norm, dtype=as_dtype(dtype))
-    if (features, batch_norm) != (PAPER_FEATURES, False):
+    if (tuple(features), batch_norm) != (PAPER_FEATURES, False):
         raise ValueError(
             "unet: features and batch_norm are the paper's U-Net's, without resnet_depth"
         )

@@ -37,7 +37,8 @@ class ChainedResidualPooling(nn.Module):
     """ReLU, then a chain of `stages` blocks (stride-1 max pool, 3x3 conv) whose outputs are all
     added to the input: context from ever larger windows, weighted by learned convs.
 
-    Convs are `conv0..`. The paper draws two blocks; the released models use four.
+    Convs are `conv0..`. The authors' training code defaults to two blocks; their released
+    VOC model has four.
     """
 
     stages: int = 4

@@ -1,8 +1,8 @@
-"""One harness every model test calls: forward shapes at odd sizes under jit, finite
-gradients in train mode, parameter counts, and a short real training run on `shapes`.
+"""One harness for every model: forward shapes at odd sizes under jit, finite gradients in
+train mode, parameter counts, and a short real training run on `shapes`.
 
-Each family's test module calls these with its own narrow-width overrides, so every model
-gets the same checks without repeating them.
+A family's test module subclasses `ModelChecks` as `Test<Family>` with its own narrow-width
+overrides, so every model gets the same checks without repeating them.
 """
 
 from collections.abc import Sequence
@@ -108,3 +108,20 @@ def check_learns(name: str, overrides: dict, *, steps: int = 60, lr: float = 0.0
     final = evaluator.run(state.variables)["mean_iou"]
     assert final > initial, f"{name}: val mIoU {initial:.3f} -> {final:.3f} did not improve"
     return initial, final
+
+
+class ModelChecks:
+    """The checks every registered model passes; `NARROW` maps model names to the overrides
+    that make them small enough for CI. `tests/models/conftest.py` parametrizes
+    `model_name` over its keys."""
+
+    NARROW: dict[str, dict] = {}
+
+    def test_forward_at_odd_sizes(self, model_name):
+        check_forward(model_name, self.NARROW[model_name])
+
+    def test_gradients_reach_every_parameter(self, model_name):
+        check_gradients(model_name, self.NARROW[model_name])
+
+    def test_learns_on_shapes(self, model_name):
+        check_learns(model_name, self.NARROW[model_name])

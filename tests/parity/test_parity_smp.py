@@ -55,9 +55,9 @@ def test_eval(arch, size):
 @pytest.mark.parametrize(
     ("arch", "size"),
     [
-        ("unet_resnet34", (37, 45)),
+        ("unet_resnet34", (29, 35)),
         ("pspnet_resnet50", (40, 56)),
-        ("deeplabv3plus_resnet50", (48, 80)),
+        ("deeplabv3plus_resnet50", (32, 48)),
     ],
 )
 def test_train_step(arch, size):

@@ -4,7 +4,6 @@ segmentation logits at odd sizes, and one SGD training step."""
 import copy
 import functools
 
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -25,24 +24,13 @@ def _segmentation_model(arch: str, aux: bool) -> torch.nn.Module:
     return harness.randomize_batchnorm(model)
 
 
-def _resnet_stages(model: torch.nn.Module, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """torchvision ResNet's stem (after ReLU) and stage outputs, NHWC."""
-    x = model.relu(model.bn1(model.conv1(images)))
-    stages = {"stem": harness.nhwc(x)}
-    x = model.maxpool(x)
-    for name in ("layer1", "layer2", "layer3", "layer4"):
-        x = getattr(model, name)(x)
-        stages[name] = harness.nhwc(x)
-    return stages
-
-
 @pytest.mark.parametrize(("depth", "size"), [(18, (61, 83)), (50, (67, 75)), (101, (53, 71))])
 def test_resnet_backbone_features(depth, size):
     torch.manual_seed(depth)
     model = harness.randomize_batchnorm(getattr(torchvision.models, f"resnet{depth}")())
     images = harness.random_images(size)
     with torch.no_grad():
-        reference = _resnet_stages(model, images)
+        reference = harness.resnet_stages(model, images)
     module, variables = from_torch(model.state_dict(), source="torchvision", arch=f"resnet{depth}")
     features = module.apply(variables, harness.nhwc(images))
     for name, expected in reference.items():

@@ -1,4 +1,4 @@
-"""PSPNet and DeepLab v3 through the shared model harness, and their published sizes."""
+"""PSPNet, DeepLab v3/v3+ and U-Net through the shared model harness, and their sizes."""
 
 import pytest
 
@@ -7,22 +7,15 @@ from tests.models import harness
 NARROW = {
     "pspnet": dict(depth=18, width=8, head_features=16),
     "deeplab_v3": dict(depth=18, width=8, aspp_features=16, aux=True),
+    "deeplab_v3plus": dict(depth=18, width=8, aspp_features=16),
+    "unet": dict(features=(8, 16, 16, 32, 32)),
 }
 
 
-@pytest.mark.parametrize("name", sorted(NARROW))
-def test_forward_at_odd_sizes(name):
-    harness.check_forward(name, NARROW[name])
+class TestEncoderDecoders(harness.ModelChecks):
+    """The shared checks on PSPNet, DeepLab v3/v3+ and U-Net."""
 
-
-@pytest.mark.parametrize("name", sorted(NARROW))
-def test_gradients_reach_every_parameter(name):
-    harness.check_gradients(name, NARROW[name])
-
-
-@pytest.mark.parametrize("name", sorted(NARROW))
-def test_learns_on_shapes(name):
-    harness.check_learns(name, NARROW[name])
+    NARROW = NARROW
 
 
 def _torch_parameter_count(module, skip: str = "") -> int:
