@@ -22,7 +22,14 @@ def make_manager(directory: str | Path, *, keep: int = 3, async_save: bool = Tru
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save
     )
-    return ocp.CheckpointManager(Path(directory).absolute(), options=options)
+    return ocp.CheckpointManager(
+        Path(directory).absolute(), options=options, item_handlers=_item_handlers()
+    )
+
+
+def _item_handlers() -> dict:
+    """How each item of a checkpoint is read and written: arrays, and grain's iterator state."""
+    return {STATE: ocp.StandardCheckpointHandler(), DATA: grain.checkpoint.CheckpointHandler()}
 
 
 def save(manager, step: int, state: Any, data_iterator=None, *, force: bool = False) -> bool:
@@ -81,7 +88,11 @@ def load_variables(workdir: str | Path, sharding=None, step: int | None = None) 
     Arrays are placed with `sharding` (replicated on the default device if None).
     """
     directory = Path(workdir) / "checkpoints"
-    manager = ocp.CheckpointManager(directory.absolute()) if directory.is_dir() else None
+    manager = (
+        ocp.CheckpointManager(directory.absolute(), item_handlers=_item_handlers())
+        if directory.is_dir()
+        else None
+    )
     step = None if manager is None else (manager.latest_step() if step is None else step)
     if step is None:
         raise FileNotFoundError(

@@ -9,6 +9,7 @@ from flax import traverse_util
 from ml_collections import ConfigDict
 
 from jaxseg import checkpoint
+from jaxseg.convert import load_backbone
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +42,29 @@ def merge_matching(target: dict, source: dict, *, where: str) -> tuple[dict, lis
     return traverse_util.unflatten_dict(flat_target, sep="/"), kept
 
 
-def load_initial_weights(state: Any, config: ConfigDict, model) -> Any:
+def _merge_variables(params: dict, stats: dict, source: dict, where: str) -> tuple[dict, dict]:
+    """Copy matching params and BatchNorm statistics of `source`; warn about what was kept."""
+    params, kept = merge_matching(params, source["params"], where=where)
+    if source["batch_stats"]:
+        stats, kept_stats = merge_matching(stats, source["batch_stats"], where=where)
+        kept += kept_stats
+    if kept:
+        log.warning("kept initial values for %d weights not in %s (missing or another shape): "
+                    "%s", len(kept), where, ", ".join(kept[:5]))
+    return params, stats
+
+
+def load_initial_weights(state: Any, config: ConfigDict) -> Any:
     """Apply `config.init_from` (checkpoint folder) or `config.backbone_init` (PyTorch file)."""
     if config.init_from:
         variables = checkpoint.load_variables(config.init_from)
-        params, kept = merge_matching(state.params, variables["params"], where=config.init_from)
-        stats, _ = merge_matching(
-            state.batch_stats, variables["batch_stats"], where=config.init_from
-        ) if variables["batch_stats"] else (state.batch_stats, [])
-        if kept:
-            log.warning("kept initial values for %d weights not in %s: %s", len(kept),
-                        config.init_from, ", ".join(kept[:5]))
+        params, stats = _merge_variables(state.params, state.batch_stats, variables,
+                                         config.init_from)
         state = state.replace(params=params, batch_stats=stats)
     if config.backbone_init:
-        from jaxseg.convert import load_backbone
-
-        backbone = load_backbone(config.backbone_init)
-        params, _ = merge_matching(
-            state.params["backbone"], backbone["params"], where=config.backbone_init
-        )
-        stats, _ = merge_matching(
-            state.batch_stats["backbone"], backbone["batch_stats"], where=config.backbone_init
+        params, stats = _merge_variables(
+            state.params["backbone"], state.batch_stats["backbone"],
+            load_backbone(config.backbone_init), config.backbone_init,
         )
         state = state.replace(
             params={**state.params, "backbone": params},

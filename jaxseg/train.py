@@ -198,7 +198,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
         state = restored
         log.info("resumed from step %d", int(state.step))
     else:
-        state = load_initial_weights(state, config, model)
+        state = load_initial_weights(state, config)
     start = int(state.step)
 
     evaluator = None

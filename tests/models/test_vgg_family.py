@@ -18,8 +18,8 @@ from tests.models import harness
 # them drawn at random.
 NARROW_VGG = dict(width=8, fc_features=32)
 NARROW = {
-    "fcn32s": dict(NARROW_VGG, zero_init_scores=False),
-    "fcn16s": dict(NARROW_VGG, zero_init_scores=False),
+    "fcn32s": dict(width=4, fc_features=16, zero_init_scores=False),
+    "fcn16s": dict(width=4, fc_features=16, zero_init_scores=False),
     "fcn8s": dict(NARROW_VGG, zero_init_scores=False),
     "segnet": dict(width=16),
     "dilated_frontend": NARROW_VGG,

@@ -125,7 +125,7 @@ def test_cli_writes_a_folder_that_predict_and_train_use(tmp_path, shared_dir):
     assert (labels == reference).mean() >= harness.MIN_ARGMAX_AGREEMENT
 
     # train.py --config.init_from=DIR puts exactly these weights into a fresh train state.
-    state = load_initial_weights(_zero_state(module), _init_config(init_from=str(out)), module)
+    state = load_initial_weights(_zero_state(module), _init_config(init_from=str(out)))
     jax.tree.map(np.testing.assert_array_equal, state.params, variables["params"])
     jax.tree.map(np.testing.assert_array_equal, state.batch_stats, variables["batch_stats"])
 
@@ -153,7 +153,7 @@ def test_backbone_init_from_a_torchvision_resnet_file(tmp_path):
     torch.save(resnet.state_dict(), path)
     segmenter = models.create("pspnet", 5, depth=18, output_stride=32, head_features=16)
     before = _zero_state(segmenter)
-    state = load_initial_weights(before, _init_config(backbone_init=str(path)), segmenter)
+    state = load_initial_weights(before, _init_config(backbone_init=str(path)))
 
     # The trainer's backbone now computes torchvision's features.
     images = harness.random_images((45, 61))
