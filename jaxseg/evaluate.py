@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
@@ -99,24 +100,43 @@ class Evaluator:
             self._batch_fn,
             out_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
         )
+        self._probs = jax.jit(self._probs_fn, out_shardings=sharding.batch_sharded(mesh))
 
-    def _batch_fn(self, variables, batch):
+    def _probs_fn(self, variables, images):
         cfg = self.config.eval
         window = cfg.window_size if cfg.sliding_window else None
-        probs = predict_probs(
-            self.model, variables, batch["image"], scales=tuple(cfg.scales), flip=cfg.flip,
+        return predict_probs(
+            self.model, variables, images, scales=tuple(cfg.scales), flip=cfg.flip,
             window=window, window_stride=cfg.window_stride,
         )
-        if cfg.crf:
-            from jaxseg import crf  # the lattice code loads only when the CRF is switched on
 
-            images = pipeline.denormalize(batch["image"])
-            probs = crf.dense_crf_batch(
-                images, probs, iterations=cfg.crf_iterations, **crf.DEEPLAB_VOC_CRF
-            )
-        preds = jnp.argmax(probs, axis=-1).astype(jnp.int32)
+    def _batch_fn(self, variables, batch):
+        preds = jnp.argmax(self._probs_fn(variables, batch["image"]), axis=-1).astype(jnp.int32)
         valid = batch["valid"][:, None, None]
         cm = metrics.confusion_matrix(batch["label"], preds, self.num_classes, weights=valid)
+        return cm, preds
+
+    def _crf_batch(self, variables, batch: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Confusion matrix and labels of this process's examples after DeepLab's dense CRF.
+
+        The CRF runs on each image at its own size (not the padded canvas), outside `jit`, so
+        its lattice is sized to the image.
+        """
+        from jaxseg import crf  # the lattice code loads only when the CRF is switched on
+
+        images = sharding.to_global({"image": batch["image"]}, self.mesh)["image"]
+        probs = _local_rows(self._probs(variables, images))
+        preds = np.zeros(probs.shape[:3], np.int32)
+        cm = np.zeros((self.num_classes, self.num_classes), np.int64)
+        for i in np.flatnonzero(batch["valid"]):
+            height, width = int(batch["height"][i]), int(batch["width"][i])
+            image = pipeline.denormalize(batch["image"][i, :height, :width])
+            refined = crf.dense_crf(image, probs[i, :height, :width],
+                                    iterations=self.config.eval.crf_iterations,
+                                    **crf.DEEPLAB_VOC_CRF)
+            preds[i, :height, :width] = np.argmax(refined, axis=-1)
+            cm += np.asarray(metrics.confusion_matrix(
+                batch["label"][i, :height, :width], preds[i, :height, :width], self.num_classes))
         return cm, preds
 
     def batches(self) -> Iterable[dict]:
@@ -137,9 +157,12 @@ class Evaluator:
         is_main = jax.process_index() == 0
         for batch in tqdm(self.batches(), desc="eval", unit="batch", disable=not is_main):
             arrays = {k: batch[k] for k in ("image", "label", "valid")}
-            batch_cm, preds = self._step(variables, sharding.to_global(arrays, self.mesh))
+            if self.config.eval.crf:
+                batch_cm, local_preds = self._crf_batch(variables, batch)
+            else:
+                batch_cm, preds = self._step(variables, sharding.to_global(arrays, self.mesh))
+                local_preds = _local_rows(preds)
             cm += np.asarray(jax.device_get(batch_cm), np.int64)
-            local_preds = _local_rows(preds)
             for i in np.flatnonzero(batch["valid"]):
                 height, width = int(batch["height"][i]), int(batch["width"][i])
                 pred = local_preds[i, :height, :width].astype(np.uint8)
@@ -149,6 +172,8 @@ class Evaluator:
                 if len(self.panels) < keep:
                     image = pipeline.denormalize(batch["image"][i, :height, :width])
                     self.panels.append(panel(image, batch["label"][i, :height, :width], pred))
+        if self.config.eval.crf and jax.process_count() > 1:
+            cm = np.asarray(multihost_utils.process_allgather(cm)).sum(axis=0)
         summary = metrics.summarize(cm, self.class_names)
         summary["confusion_matrix"] = cm.tolist()
         return summary

@@ -15,9 +15,10 @@ convolutions of `vgg16().features` (or `vgg16_bn().features`), in order, are
 `VGG16_CONV_NAMES`; each conv weight (O, I, 3, 3) goes to `<name>/conv/kernel` transposed by
 (2, 3, 1, 0), its bias to `<name>/conv/bias`; a following BatchNorm2d goes to `<name>/bn`
 (weight -> scale, bias -> bias, running_mean/var -> batch_stats mean/var). `classifier.0`
-(4096, 25088) reshaped to (4096, 512, 7, 7) is `fc6/conv/kernel` of the `fcn` variant, and
-`classifier.3` (4096, 4096) reshaped to (4096, 4096, 1, 1) is `fc7/conv/kernel`, both transposed
-by (2, 3, 1, 0); `classifier.6` (the ImageNet classifier) has no counterpart.
+(4096, 25088) reshaped to (4096, 512, 7, 7) is `fc6/conv/kernel` of the `fcn` and `dilated`
+variants, and `classifier.3` (4096, 4096) reshaped to (4096, 4096, 1, 1) is `fc7/conv/kernel`,
+both transposed by (2, 3, 1, 0); `classifier.6` (the ImageNet classifier) has no counterpart.
+DeepLab-LargeFOV's 1024-channel fc6/fc7 are subsampled from these by its authors, not copied.
 """
 
 from __future__ import annotations

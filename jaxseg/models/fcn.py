@@ -21,6 +21,7 @@ an optional auxiliary FCNHead on layer3 (1024 -> 256) named `aux_head`, and bili
 upsampling without align_corners.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
@@ -103,56 +104,37 @@ class FCN(nn.Module):
         return _crop(x, offsets[-1], images.shape[1:3]).astype(jnp.float32)
 
 
-def _fcn_vgg16(
-    num_classes: int,
-    skips: int,
-    width: int,
-    fc_features: int,
-    zero_init_scores: bool,
-    dtype: Any,
-) -> FCN:
-    backbone = vgg16(
-        "fcn", width=width, fc_features=fc_features, dtype=as_dtype(dtype), name="backbone"
+def _vgg16_fcn_factory(name: str, skips: int, description: str) -> Callable[..., FCN]:
+    """Registers `name`, the FCN with `skips` on VGG16, and returns its factory."""
+
+    def factory(
+        num_classes: int,
+        width: int = 64,
+        fc_features: int = 4096,
+        zero_init_scores: bool = True,
+        dtype: Any = None,
+    ) -> FCN:
+        backbone = vgg16(
+            "fcn", width=width, fc_features=fc_features, dtype=as_dtype(dtype), name="backbone"
+        )
+        return FCN(
+            backbone,
+            num_classes,
+            skips=skips,
+            zero_init_scores=zero_init_scores,
+            dtype=as_dtype(dtype),
+        )
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = (
+        f"{description} on VGG16; `width` (conv1 channels) and `fc_features` shrink it for tests."
     )
-    return FCN(
-        backbone, num_classes, skips=skips, zero_init_scores=zero_init_scores, dtype=as_dtype(dtype)
-    )
+    return register(name)(factory)
 
 
-@register("fcn32s")
-def fcn32s(
-    num_classes: int,
-    width: int = 64,
-    fc_features: int = 4096,
-    zero_init_scores: bool = True,
-    dtype: Any = None,
-) -> FCN:
-    """FCN-32s on VGG16; `width` (conv1 channels) and `fc_features` shrink it for tests."""
-    return _fcn_vgg16(num_classes, 0, width, fc_features, zero_init_scores, dtype)
-
-
-@register("fcn16s")
-def fcn16s(
-    num_classes: int,
-    width: int = 64,
-    fc_features: int = 4096,
-    zero_init_scores: bool = True,
-    dtype: Any = None,
-) -> FCN:
-    """FCN-16s (pool4 skip) on VGG16; `width` and `fc_features` shrink it for tests."""
-    return _fcn_vgg16(num_classes, 1, width, fc_features, zero_init_scores, dtype)
-
-
-@register("fcn8s")
-def fcn8s(
-    num_classes: int,
-    width: int = 64,
-    fc_features: int = 4096,
-    zero_init_scores: bool = True,
-    dtype: Any = None,
-) -> FCN:
-    """FCN-8s (pool4 and pool3 skips) on VGG16; `width` and `fc_features` shrink it for tests."""
-    return _fcn_vgg16(num_classes, 2, width, fc_features, zero_init_scores, dtype)
+fcn32s = _vgg16_fcn_factory("fcn32s", 0, "FCN-32s")
+fcn16s = _vgg16_fcn_factory("fcn16s", 1, "FCN-16s (pool4 skip)")
+fcn8s = _vgg16_fcn_factory("fcn8s", 2, "FCN-8s (pool4 and pool3 skips)")
 
 
 class FCNResNet(nn.Module):
