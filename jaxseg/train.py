@@ -215,16 +215,23 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
         for step in range(start + 1, config.num_steps + 1):
             batch = sharding.to_global(next(data_iter), mesh)
             state, metrics = train_step(state, batch)
-            metrics = jax.device_get(metrics)
-            _check_finite(metrics, step, workdir)
             progress.update(1)
-            if step % config.log_every == 0 or step == config.num_steps:
+            last = step == config.num_steps
+            log_now = step % config.log_every == 0 or last
+            save_now = step % config.checkpoint_every == 0 or last or stop.requested
+            # Metrics are fetched only when needed, so the host prepares the next batch while
+            # the device is still computing this step; a non-finite loss is caught before any
+            # checkpoint could record it.
+            if log_now or save_now:
+                metrics = jax.device_get(metrics)
+                _check_finite(metrics, step, workdir)
+            if log_now:
                 progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
                 writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-            if evaluator and (step % config.eval_every == 0 or step == config.num_steps):
+            if evaluator and (step % config.eval_every == 0 or last):
                 history = evaluator.run(state.variables)
                 writer.evaluation(step, history, evaluator.panels)
-            if step % config.checkpoint_every == 0 or step == config.num_steps or stop.requested:
+            if save_now:
                 checkpoint.save(manager, step, state, data_iter)
             if stop.requested:
                 break

@@ -117,3 +117,20 @@ def test_missing_voc_stops_with_preparation_instructions(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "prepare" in result.stderr and "VOCtrainval_11-May-2012.tar" in result.stderr
+
+
+def test_diverging_run_stops_and_keeps_only_finite_checkpoints(tmp_path):
+    from jaxseg.train import NonFiniteLossError, train_and_evaluate
+
+    config = _tiny_config()
+    config.lr, config.num_steps, config.checkpoint_every, config.log_every = 1e9, 8, 1, 4
+    config.eval_every = 0
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        train_and_evaluate(config, tmp_path)
+    manager = checkpoint.make_manager(tmp_path / "checkpoints", async_save=False)
+    steps = manager.all_steps()
+    manager.close()
+    assert len(steps) < config.num_steps
+    if steps:
+        variables = checkpoint.load_variables(tmp_path)
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(variables))
