@@ -35,24 +35,6 @@ LEARNING = {"fcn8s": dict(lr=0.005), "segnet": dict(steps=100)}
 BEYOND_THE_PRIOR = {"fcn8s", "segnet", "fcn_resnet"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_random_init():
-    """Non-partitionable threefry: any key gives a valid init, and model inits compile about
-    4x faster on CPU than with the partitionable default."""
-    with jax.threefry_partitionable(False):
-        yield
-
-
-@pytest.mark.parametrize("name", sorted(NARROW))
-def test_forward_at_odd_sizes(name):
-    harness.check_forward(name, NARROW[name])
-
-
-@pytest.mark.parametrize("name", sorted(NARROW))
-def test_gradients_reach_every_parameter(name):
-    harness.check_gradients(name, NARROW[name])
-
-
 @pytest.fixture(scope="module")
 def background_miou() -> float:
     """Val mIoU of predicting background everywhere on the learning test's dataset."""
@@ -64,11 +46,18 @@ def background_miou() -> float:
     return metrics.mean_iou(sum(np.asarray(cm, np.int64) for cm in matrices))
 
 
-@pytest.mark.parametrize("name", sorted(NARROW))
-def test_learns_on_shapes(name, background_miou):
-    _, final = harness.check_learns(name, NARROW[name], **LEARNING.get(name, {}))
-    if name in BEYOND_THE_PRIOR:
-        assert final > background_miou, f"{name}: val mIoU {final:.3f} is the class prior's"
+class TestVggFamily(harness.ModelChecks):
+    """The shared checks on FCN, SegNet, the dilated nets and DeepLab v1, with the learning
+    test's own step counts and rates, and the class-prior bar where the models clear it."""
+
+    NARROW = NARROW
+
+    def test_learns_on_shapes(self, model_name, background_miou):
+        _, final = harness.check_learns(
+            model_name, NARROW[model_name], **LEARNING.get(model_name, {})
+        )
+        if model_name in BEYOND_THE_PRIOR:
+            assert final > background_miou, f"{model_name}: val mIoU {final:.3f} is the prior's"
 
 
 def test_fcn_starts_from_zero_scores():
