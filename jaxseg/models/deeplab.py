@@ -28,9 +28,9 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, vgg16
-from jaxseg.models.common import as_dtype, resnet_backbone, to_input_size
+from jaxseg.models.common import as_dtype, auxiliary_logits, resnet_backbone, to_input_size
 from jaxseg.models.registry import register
-from jaxseg.nn import ASPP, ASPPV2, ConvBNAct, FCNHead, SeparableConv2d, resize_bilinear
+from jaxseg.nn import ASPP, ASPPV2, ConvBNAct, SeparableConv2d, resize_bilinear
 from jaxseg.nn.conv import Conv2d
 
 
@@ -56,14 +56,10 @@ class DeepLabV3(nn.Module):
             x = ConvBNAct(self.aspp_features, 3, dtype=self.dtype, name="head")(x, train)
         x = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
         logits = to_input_size(x, images, self.align_corners)
-        if not self.aux or not (train or self.is_initializing()):
+        if not self.aux:
             return logits
-        aux = FCNHead(self.num_classes, dtype=self.dtype, name="aux_head")(
-            features["layer3"], train
-        )
-        if not train:  # initialised in eval mode: the auxiliary parameters exist now
-            return logits
-        return logits, to_input_size(aux, images, self.align_corners)
+        return auxiliary_logits(self, logits, features["layer3"], images, train,
+                                align_corners=self.align_corners)
 
 
 def aspp_rates(output_stride: int) -> tuple[int, ...]:

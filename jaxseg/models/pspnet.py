@@ -20,9 +20,9 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.resnet import STAGE_NAMES
-from jaxseg.models.common import as_dtype, resnet_backbone, to_input_size
+from jaxseg.models.common import as_dtype, auxiliary_logits, resnet_backbone, to_input_size
 from jaxseg.models.registry import register
-from jaxseg.nn import ConvBNAct, FCNHead, PyramidPooling
+from jaxseg.nn import ConvBNAct, PyramidPooling
 from jaxseg.nn.conv import Conv2d
 
 
@@ -58,13 +58,11 @@ class PSPNet(nn.Module):
         x = Conv2d(self.num_classes, self.classifier_kernel, dtype=self.dtype,
                    name="classifier")(x)
         logits = to_input_size(x, images, self.align_corners)
-        if not self.aux or not (train or self.is_initializing()):
+        if not self.aux:
             return logits
-        aux = FCNHead(self.num_classes, features=self.head_features // 2, dtype=self.dtype,
-                      name="aux_head")(features["layer3"], train)
-        if not train:  # initialised in eval mode: the auxiliary parameters exist now
-            return logits
-        return logits, to_input_size(aux, images, self.align_corners)
+        return auxiliary_logits(self, logits, features["layer3"], images, train,
+                                align_corners=self.align_corners,
+                                head_features=self.head_features // 2)
 
 
 @register("pspnet")
