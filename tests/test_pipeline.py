@@ -98,3 +98,20 @@ def test_eval_indices_split_evenly_over_processes(monkeypatch):
     assert {len(s) for s in shards} == {4}
     real = np.concatenate(shards)
     assert sorted(real[real >= 0].tolist()) == list(range(10))
+
+
+def test_worker_processes_give_the_same_batches_and_resume_exactly():
+    def dataset(workers):
+        return pipeline.train_dataset(FakeSource(), global_batch_size=2, crop_size=32, seed=3,
+                                      num_workers=workers)
+
+    expected = _take(dataset(0), 4)
+    iterator = iter(dataset(1))
+    first = [next(iterator) for _ in range(2)]
+    state = iterator.get_state()
+    resumed = iter(dataset(1))
+    resumed.set_state(state)
+    rest = [next(resumed) for _ in range(2)]
+    for got, want in zip(first + rest, expected, strict=True):
+        np.testing.assert_array_equal(got["image"], want["image"])
+        np.testing.assert_array_equal(got["label"], want["label"])

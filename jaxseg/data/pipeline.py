@@ -18,6 +18,7 @@ import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 from PIL import Image
 
 from jaxseg.losses import IGNORE_LABEL
@@ -128,6 +129,8 @@ def train_dataset(
         .to_iter_dataset()
     )
     if num_workers > 0:
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; outside app.run
+            flags.FLAGS.mark_as_parsed()  # (notebooks, tests) take their defaults
         dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
     return dataset
 
