@@ -41,7 +41,13 @@ def get_config() -> ConfigDict:
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
     c.class_weights = config_dict.placeholder(tuple)
+    # Compute dtype: "float32", or "bfloat16" (mixed precision: float32 parameters, optimizer
+    # state, BatchNorm statistics, softmax and loss; bf16 activations and convolutions).
     c.dtype = "float32"
+    # How convolutions are lowered (jaxseg.nn.lowering): "auto" picks exact fast formulations
+    # per backend and shape, "lax" forces plain lax.conv_general_dilated; unset: the
+    # JAXSEG_CONV_LOWERING environment variable, else "auto".
+    c.conv_lowering = config_dict.placeholder(str)
     c.seed = 0
     c.num_devices = config_dict.placeholder(int)
 

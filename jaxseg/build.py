@@ -5,6 +5,7 @@ from pathlib import Path
 from ml_collections import ConfigDict
 
 from jaxseg import checkpoint, models
+from jaxseg.nn import lowering
 
 
 def _as_tuples(value):
@@ -15,7 +16,9 @@ def _as_tuples(value):
 
 
 def build_model(config: ConfigDict, num_classes: int):
-    """The registered model named by `config.model` with `config.model_kwargs`."""
+    """The registered model named by `config.model` with `config.model_kwargs`; sets the
+    process's convolution lowering from `config.conv_lowering`."""
+    lowering.configure(config.conv_lowering)
     return models.create(
         config.model, num_classes=num_classes, dtype=config.dtype, **config.model_kwargs.to_dict()
     )
@@ -27,6 +30,7 @@ def model_for_workdir(config: ConfigDict, workdir: str | Path, num_classes: int)
     spec = checkpoint.read_model_spec(workdir)
     if spec is None:
         return build_model(config, num_classes)
+    lowering.configure(config.conv_lowering)
     if spec["num_classes"] != num_classes:
         raise ValueError(
             f"{Path(workdir) / checkpoint.MODEL_SPEC}: the weights predict {spec['num_classes']} "

@@ -5,8 +5,8 @@ from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
-from jax import lax
 
+from jaxseg.nn import lowering
 from jaxseg.nn.norm import BatchNorm
 
 ModuleDef = Any
@@ -78,14 +78,13 @@ class Conv2d(nn.Module):
             else None
         )
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        y = lax.conv_general_dilated(
+        y = lowering.conv2d(
             x,
             kernel,
-            window_strides=as_pair(self.stride),
+            stride=as_pair(self.stride),
             padding=[(padding[0], padding[0]), (padding[1], padding[1])],
-            rhs_dilation=as_pair(self.dilation),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=self.groups,
+            dilation=as_pair(self.dilation),
+            groups=self.groups,
             precision=self.precision,
         )
         if bias is not None:
@@ -118,9 +117,9 @@ class SeparableConv2d(nn.Module):
             dtype=self.dtype,
             name="depthwise",
         )(x)
-        return Conv2d(
-            self.features, 1, use_bias=self.use_bias, dtype=self.dtype, name="pointwise"
-        )(x)
+        return Conv2d(self.features, 1, use_bias=self.use_bias, dtype=self.dtype, name="pointwise")(
+            x
+        )
 
 
 class ConvBNAct(nn.Module):

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
-from jax import lax
 
+from jaxseg.nn import lowering
 from jaxseg.nn.conv import IntPair, as_pair, kaiming_normal_fan_out
 
 
@@ -70,26 +70,13 @@ class ConvTranspose2d(nn.Module):
             else None
         )
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        # The transposed conv is a conv of the stride-dilated input padded by
-        # dilation * (k - 1) - padding, plus output_padding at the end.
-        pads = [
-            (d * (k - 1) - p, d * (k - 1) - p + extra)
-            for k, p, d, extra in zip(
-                (kh, kw),
-                as_pair(self.padding),
-                as_pair(self.dilation),
-                as_pair(self.output_padding),
-                strict=True,
-            )
-        ]
-        y = lax.conv_transpose(
+        y = lowering.conv_transpose2d(
             x,
             kernel,
-            as_pair(self.stride),
-            pads,
-            rhs_dilation=as_pair(self.dilation),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            transpose_kernel=True,
+            stride=as_pair(self.stride),
+            padding=as_pair(self.padding),
+            output_padding=as_pair(self.output_padding),
+            dilation=as_pair(self.dilation),
         )
         if bias is not None:
             y = y + bias

@@ -1,0 +1,311 @@
+"""The one place every convolution in jaxseg is lowered to XLA.
+
+`conv2d` and `conv_transpose2d` take PyTorch's arithmetic (explicit symmetric padding, HWIO
+kernels) and pick, by backend and static shape, among exact formulations of the same
+function: taps that only ever read padding are dropped, 1x1 convolutions become GEMMs, depthwise
+convolutions become shifted multiply-adds, the weight gradient of a k x k convolution on CPU is
+one im2col GEMM, and transposed convolutions are sub-pixel convolutions (no zero-inserted
+input). Every formulation equals `lax.conv_general_dilated` in value and both gradients up to
+float rounding. `JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`)
+forces the plain `lax` path for debugging and comparison.
+"""
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+MODES = ("auto", "lax")
+ENV_VAR = "JAXSEG_CONV_LOWERING"
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+Pair = tuple[int, int]
+
+# Longest patch (kh * kw * C_in) whose weight gradient is one concatenated im2col GEMM.
+IM2COL_MAX_PATCH = 1024
+
+_scoped_modes: list[str] = []
+_configured_mode: list[str] = []
+
+
+def _checked(name: str, source: str) -> str:
+    if name not in MODES:
+        raise ValueError(f"{source}={name!r} is not a convolution lowering; use one of {MODES}")
+    return name
+
+
+def mode() -> str:
+    """The lowering in force: the innermost `lowering(...)` block, else the one `configure`
+    set, else $JAXSEG_CONV_LOWERING, else "auto"."""
+    if _scoped_modes:
+        return _scoped_modes[-1]
+    if _configured_mode:
+        return _configured_mode[0]
+    return _checked(os.environ.get(ENV_VAR) or "auto", ENV_VAR)
+
+
+def configure(name: str | None) -> None:
+    """Sets the process's lowering (`config.conv_lowering`); None defers to the environment."""
+    _configured_mode.clear()
+    if name is not None:
+        _configured_mode.append(_checked(name, "config.conv_lowering"))
+
+
+@contextlib.contextmanager
+def lowering(name: str) -> Iterator[None]:
+    """Traces the convolutions inside the block with lowering `name` ("auto" or "lax")."""
+    _scoped_modes.append(_checked(name, "lowering"))
+    try:
+        yield
+    finally:
+        _scoped_modes.pop()
+
+
+def _on_cpu() -> bool:
+    return jax.default_backend() == "cpu"
+
+
+def _output_size(size: int, pad: Pair, k: int, stride: int, dilation: int) -> int:
+    return (size + pad[0] + pad[1] - dilation * (k - 1) - 1) // stride + 1
+
+
+def lax_conv2d(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: Pair,
+    padding: Sequence[Pair],
+    dilation: Pair,
+    groups: int = 1,
+    precision=None,
+) -> jax.Array:
+    """The reference: `lax.conv_general_dilated` in NHWC/HWIO with explicit padding."""
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=stride,
+        padding=list(padding),
+        rhs_dilation=dilation,
+        dimension_numbers=_DIMENSIONS,
+        feature_group_count=groups,
+        precision=precision,
+    )
+
+
+def drop_padding_taps(
+    x: jax.Array, kernel: jax.Array, stride: Pair, padding: Sequence[Pair], dilation: Pair
+) -> tuple[jax.Array, jax.Array, list[Pair]]:
+    """Removes kernel taps that read only padding at every output position (exact).
+
+    Atrous convolutions with rates near or beyond the feature map (ASPP at 12/24/36 on a 32x32
+    map) mostly multiply zeros; the live taps form a contiguous range per axis, so the kernel
+    and the padding shrink to it. Returns the cropped (x, kernel, padding).
+    """
+    new_padding, crops = [], []
+    for axis in (0, 1):
+        size, k = x.shape[1 + axis], kernel.shape[axis]
+        lo, hi = padding[axis]
+        s, d = stride[axis], dilation[axis]
+        out = _output_size(size, (lo, hi), k, s, d)
+        # Tap t reads padded rows o*s + t*d for o in [0, out); live if any lands in the image.
+        live = [t for t in range(k) if t * d < lo + size and (out - 1) * s + t * d >= lo]
+        first, last = live[0], live[-1]
+        new_lo = lo - first * d
+        new_hi = (out - 1) * s + (last - first) * d + 1 - new_lo - size
+        crops.append((first, last + 1))
+        new_padding.append((new_lo, new_hi))
+    (t0, t1), (u0, u1) = crops
+    if (t1 - t0, u1 - u0) == kernel.shape[:2]:
+        return x, kernel, list(padding)
+    kernel = kernel[t0:t1, u0:u1]
+    # A negative pad means the first live tap starts inside the image: crop instead.
+    crop = [(max(-lo, 0), max(-hi, 0)) for lo, hi in new_padding]
+    if any(any(c) for c in crop):
+        (a0, a1), (b0, b1) = crop
+        x = x[:, a0 : x.shape[1] - a1, b0 : x.shape[2] - b1]
+        new_padding = [(max(lo, 0), max(hi, 0)) for lo, hi in new_padding]
+    return x, kernel, new_padding
+
+
+def _padded(x: jax.Array, padding: Sequence[Pair]) -> jax.Array:
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    return jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+
+
+def _taps(x: jax.Array, kernel_hw: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
+    """The shifted, strided views of padded `x` that each kernel tap reads, row-major taps."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel_hw, stride, dilation, out_hw
+    n, c = x.shape[0], x.shape[-1]
+    return [
+        lax.slice(
+            x,
+            (0, i * dh, j * dw, 0),
+            (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c),
+            (1, sh, sw, 1),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+def _out_hw(x, kernel, stride, padding, dilation) -> Pair:
+    return tuple(
+        _output_size(x.shape[1 + a], padding[a], kernel.shape[a], stride[a], dilation[a])
+        for a in (0, 1)
+    )
+
+
+def pointwise_conv2d(x, kernel, stride, padding, precision=None) -> jax.Array:
+    """1x1 convolution as a GEMM over channels (stride: subsample first)."""
+    x = _padded(x, padding)
+    if stride != (1, 1):
+        x = x[:, :: stride[0], :: stride[1]]
+    return lax.dot_general(x, kernel[0, 0], (((3,), (0,)), ((), ())), precision=precision)
+
+
+def depthwise_conv2d(x, kernel, stride, padding, dilation) -> jax.Array:
+    """Depthwise k x k convolution as k*k shifted per-channel multiply-adds (one fusion)."""
+    out_hw = _out_hw(x, kernel, stride, padding, dilation)
+    taps = _taps(_padded(x, padding), kernel.shape[:2], stride, dilation, out_hw)
+    weights = kernel.reshape(-1, kernel.shape[-1])
+    return functools.reduce(jnp.add, [tap * weights[i] for i, tap in enumerate(taps)])
+
+
+def im2col_conv2d(x, kernel, stride, padding, dilation, precision=None) -> jax.Array:
+    """Dense k x k convolution whose weight gradient is one im2col GEMM (CPU's slow path).
+
+    XLA's CPU backend computes a convolution's weight gradient as a convolution with batch and
+    features swapped, which vectorises badly for small batches; here the forward and the input
+    gradient stay XLA convolutions and the weight gradient is patches^T @ dy.
+    """
+    return _im2col_weight_grad_conv(
+        x, kernel, stride, tuple(map(tuple, padding)), dilation, precision
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _im2col_weight_grad_conv(x, kernel, stride, padding, dilation, precision):
+    return lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
+
+
+def _im2col_fwd(x, kernel, stride, padding, dilation, precision):
+    y = lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
+    return y, (x, kernel)
+
+
+def _im2col_bwd(stride, padding, dilation, precision, residuals, dy):
+    x, kernel = residuals
+    (dx,) = jax.linear_transpose(
+        lambda v: lax_conv2d(v, kernel, stride, padding, dilation, precision=precision), x
+    )(dy)
+    return dx, _weight_grad(x, kernel, dy, stride, padding, dilation, precision)
+
+
+def _weight_grad(x, kernel, dy, stride, padding, dilation, precision) -> jax.Array:
+    """dL/dkernel as GEMMs of the tap views with dy: one im2col GEMM when the patch is short
+    (the 7x7 RGB stem), else one GEMM per tap (no k*k-times larger patch buffer)."""
+    kh, kw, cin, _ = kernel.shape
+    taps = _taps(_padded(x, padding), (kh, kw), stride, dilation, dy.shape[1:3])
+    contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
+    if kh * kw * cin <= IM2COL_MAX_PATCH:
+        patches = jnp.concatenate(taps, axis=-1)
+        grad = lax.dot_general(patches, dy, contract, precision=precision)
+    else:
+        grad = jnp.stack([lax.dot_general(t, dy, contract, precision=precision) for t in taps])
+    return grad.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_im2col_weight_grad_conv.defvjp(_im2col_fwd, _im2col_bwd)
+
+
+def conv2d(
+    x: jax.Array,
+    kernel: jax.Array,
+    *,
+    stride: Pair = (1, 1),
+    padding: Sequence[Pair] = ((0, 0), (0, 0)),
+    dilation: Pair = (1, 1),
+    groups: int = 1,
+    precision=None,
+) -> jax.Array:
+    """NHWC convolution with HWIO `kernel`, lowered by the rules in this module's docstring."""
+    padding = [tuple(p) for p in padding]
+    if mode() == "lax":
+        return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
+    x, kernel, padding = drop_padding_taps(x, kernel, stride, padding, dilation)
+    kh, kw, k_in, _ = kernel.shape
+    cpu = _on_cpu()
+    if groups == 1 and (kh, kw) == (1, 1):
+        return pointwise_conv2d(x, kernel, stride, padding, precision)
+    if groups > 1 and k_in == 1 and groups == x.shape[-1] and cpu:
+        return depthwise_conv2d(x, kernel, stride, padding, dilation)
+    if groups == 1 and cpu:
+        return im2col_conv2d(x, kernel, stride, padding, dilation, precision)
+    return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
+
+
+def lax_conv_transpose2d(x, kernel, stride, padding, output_padding, dilation) -> jax.Array:
+    """The reference: torch.nn.ConvTranspose2d as `lax.conv_transpose` of a (kh, kw, out, in)
+    kernel, padded by dilation * (k - 1) - padding (+ output_padding at the end)."""
+    kh, kw = kernel.shape[:2]
+    pads = [
+        (d * (k - 1) - p, d * (k - 1) - p + extra)
+        for k, p, d, extra in zip((kh, kw), padding, dilation, output_padding, strict=True)
+    ]
+    return lax.conv_transpose(
+        x,
+        kernel,
+        stride,
+        pads,
+        rhs_dilation=dilation,
+        dimension_numbers=_DIMENSIONS,
+        transpose_kernel=True,
+    )
+
+
+def subpixel_conv_transpose2d(x, kernel, stride, padding, output_padding) -> jax.Array:
+    """Transposed convolution as a convolution with stride**2 times the outputs followed by
+    depth-to-space: output phase r of the s-strided result is an ordinary convolution of the
+    input with the kernel's taps r, r + s, ... (flipped). No zeros are inserted into the input,
+    so no multiply is wasted (XLA's lhs-dilated form and its gradients are slow on CPU and GPU).
+    """
+    (kh, kw, out, cin), (sh, sw) = kernel.shape, stride
+    jh, jw = -(-kh // sh), -(-kw // sw)
+    w = jnp.swapaxes(kernel, 2, 3)
+    w = jnp.pad(w, ((0, jh * sh - kh), (0, jw * sw - kw), (0, 0), (0, 0)))
+    w = w.reshape(jh, sh, jw, sw, cin, out)[::-1, :, ::-1]
+    w = w.transpose(0, 2, 4, 1, 3, 5).reshape(jh, jw, cin, sh * sw * out)
+    z = conv2d(x, w, padding=((jh - 1, jh - 1), (jw - 1, jw - 1)))
+    n, mh, mw, _ = z.shape
+    z = z.reshape(n, mh, mw, sh, sw, out).transpose(0, 1, 3, 2, 4, 5)
+    z = z.reshape(n, mh * sh, mw * sw, out)
+    sizes = [
+        (size - 1) * s - 2 * p + k + extra
+        for size, s, p, k, extra in zip(
+            x.shape[1:3], stride, padding, (kh, kw), output_padding, strict=True
+        )
+    ]
+    short = [
+        max(p + size - full, 0) for p, size, full in zip(padding, sizes, z.shape[1:3], strict=True)
+    ]
+    z = jnp.pad(z, ((0, 0), (0, short[0]), (0, short[1]), (0, 0)))
+    return z[:, padding[0] : padding[0] + sizes[0], padding[1] : padding[1] + sizes[1]]
+
+
+def conv_transpose2d(
+    x: jax.Array,
+    kernel: jax.Array,
+    *,
+    stride: Pair = (1, 1),
+    padding: Pair = (0, 0),
+    output_padding: Pair = (0, 0),
+    dilation: Pair = (1, 1),
+) -> jax.Array:
+    """torch.nn.ConvTranspose2d on NHWC `x` with a (kh, kw, out, in) kernel; sub-pixel form
+    unless dilated or the lowering is forced to `lax`."""
+    if mode() == "lax" or dilation != (1, 1):
+        return lax_conv_transpose2d(x, kernel, stride, padding, output_padding, dilation)
+    return subpixel_conv_transpose2d(x, kernel, stride, padding, output_padding)

@@ -1,0 +1,118 @@
+"""Every convolution formulation in jaxseg.nn.lowering equals lax's in value and both gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseg.nn import lowering
+
+# (height, width, in, out, kernel, stride, padding, dilation, groups): odd sizes, strides,
+# atrous rates beyond the map (dropped taps), depthwise and grouped, the 7x7 stem, 1x1.
+CONV_CASES = [
+    (9, 11, 5, 7, 3, 1, 1, 1, 1),
+    (9, 11, 5, 7, 3, 2, 1, 1, 1),
+    (10, 7, 4, 6, 3, 1, 6, 6, 1),
+    (8, 8, 4, 6, 3, 1, 12, 12, 1),
+    (5, 5, 3, 3, 3, 1, 9, 9, 1),
+    (13, 11, 3, 4, 3, 1, 0, 4, 1),
+    (13, 9, 3, 5, 7, 2, 3, 1, 1),
+    (9, 9, 120, 6, 3, 1, 1, 1, 1),
+    (9, 9, 4, 4, 3, 1, 2, 2, 4),
+    (9, 10, 6, 6, 3, 2, 1, 1, 6),
+    (12, 12, 4, 4, 3, 1, 5, 5, 4),
+    (9, 9, 4, 6, 3, 1, 1, 1, 2),
+    (7, 9, 5, 3, 1, 2, 0, 1, 1),
+    (7, 9, 5, 3, 1, 1, 1, 1, 1),
+]
+
+# (height, width, in, out, kernel, stride, padding, output_padding): FCN's 4/2, 16/8 and 64/32
+# upsamplers, U-Net's 2/2, kernels not a multiple of the stride, output padding.
+TRANSPOSE_CASES = [
+    (5, 6, 3, 4, 4, 2, 1, 0),
+    (5, 6, 3, 4, 2, 2, 0, 0),
+    (5, 4, 3, 4, 16, 8, 4, 0),
+    (4, 5, 3, 2, 64, 32, 16, 0),
+    (5, 5, 3, 4, 3, 2, 1, 1),
+    (5, 5, 2, 3, 5, 3, 0, 2),
+    (6, 6, 2, 3, 3, 1, 1, 0),
+]
+
+
+def max_abs_difference(fn, reference, x, kernel) -> float:
+    """Largest |difference| of the outputs and of both vector-Jacobian products."""
+    y, vjp = jax.vjp(fn, x, kernel)
+    y_ref, vjp_ref = jax.vjp(reference, x, kernel)
+    assert y.shape == y_ref.shape
+    dy = jnp.asarray(np.random.default_rng(1).normal(size=y.shape))
+    pairs = [(y, y_ref), *zip(vjp(dy), vjp_ref(dy), strict=True)]
+    return max(float(jnp.abs(a - b).max()) for a, b in pairs)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_conv2d_equals_lax(case):
+    h, w, cin, cout, k, s, p, d, groups = case
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, h, w, cin)))
+        kernel = jnp.asarray(rng.normal(size=(k, k, cin // groups, cout)))
+        options = {"stride": (s, s), "padding": [(p, p)] * 2, "dilation": (d, d)}
+
+        def auto(x, kernel):
+            return lowering.conv2d(x, kernel, groups=groups, **options)
+
+        def reference(x, kernel):
+            return lowering.lax_conv2d(x, kernel, (s, s), [(p, p)] * 2, (d, d), groups)
+
+        assert max_abs_difference(jax.jit(auto), reference, x, kernel) < 1e-11
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=str)
+def test_conv_transpose2d_equals_lax(case):
+    h, w, cin, cout, k, s, p, extra = case
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, h, w, cin)))
+        kernel = jnp.asarray(rng.normal(size=(k, k, cout, cin)))
+
+        def auto(x, kernel):
+            return lowering.conv_transpose2d(
+                x, kernel, stride=(s, s), padding=(p, p), output_padding=(extra, extra)
+            )
+
+        def reference(x, kernel):
+            return lowering.lax_conv_transpose2d(x, kernel, (s, s), (p, p), (extra, extra), (1, 1))
+
+        assert max_abs_difference(jax.jit(auto), reference, x, kernel) < 1e-10
+
+
+def test_drop_padding_taps_reduces_far_atrous_conv_to_its_centre():
+    """Rate 36 on an 8x8 map: every off-centre tap reads padding, so one 1x1 tap is left."""
+    x, kernel = jnp.ones((1, 8, 8, 2)), jnp.ones((3, 3, 2, 2))
+    _, cropped, padding = lowering.drop_padding_taps(x, kernel, (1, 1), [(36, 36)] * 2, (36, 36))
+    assert cropped.shape == (1, 1, 2, 2) and padding == [(0, 0), (0, 0)]
+
+
+def primitives_of_conv(x, kernel) -> set[str]:
+    """Primitives of a freshly traced 1x1 convolution (a new function, so nothing is cached)."""
+    jaxpr = jax.make_jaxpr(lambda x, kernel: lowering.conv2d(x, kernel))(x, kernel)
+    return {eqn.primitive.name for eqn in jaxpr.eqns}
+
+
+def test_lax_mode_forces_plain_convolutions(monkeypatch):
+    """The environment variable, `configure` and the context manager all select `lax`."""
+    x, kernel = jnp.ones((1, 4, 4, 3)), jnp.ones((1, 1, 3, 5))
+
+    assert "dot_general" in primitives_of_conv(x, kernel)
+    with lowering.lowering("lax"):
+        assert primitives_of_conv(x, kernel) == {"conv_general_dilated"}
+    monkeypatch.setenv(lowering.ENV_VAR, "lax")
+    assert primitives_of_conv(x, kernel) == {"conv_general_dilated"}
+    lowering.configure("auto")
+    try:
+        assert "dot_general" in primitives_of_conv(x, kernel)
+    finally:
+        lowering.configure(None)
+    monkeypatch.setenv(lowering.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="JAXSEG_CONV_LOWERING='fast'"):
+        lowering.mode()
