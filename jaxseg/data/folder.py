@@ -202,7 +202,7 @@ def colour_indices(path: Path, palette: np.ndarray) -> np.ndarray:
 class SegmentationFolder(SegmentationBuilder):
     """Images and masks of a folder (see `jaxseg.data.folder`)."""
 
-    name = "segmentation_folder"
+    name = "folder"
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     BUILDER_CONFIGS = [FolderConfig(name="manual", description="The folder in the manual dir.")]
