@@ -18,7 +18,9 @@ def get_config() -> ConfigDict:
     """DeepLab v3-ResNet50 OS16 preset for `folder:DIR` datasets."""
     c = base.get_config()
     c.model = "deeplab_v3"
-    c.model_kwargs = base.model_kwargs(depth=50, output_stride=16, multi_grid=(1, 2, 4))
+    c.model_kwargs = base.model_kwargs(
+        depth=50, output_stride=16, multi_grid=(1, 2, 4), width=64, aspp_features=256
+    )
     c.dataset = "folder:"  # set with --config.dataset=folder:DIR
     c.crop_size = 512
     c.cat_max_ratio = 0.75
