@@ -60,7 +60,7 @@ def prepared(tmp_path_factory, manual_dir: Path) -> Path:
 
 def test_class_names_are_the_devkit_short_names(samples):
     rows = (samples / "objectInfo150.txt").read_text().splitlines()[1:]
-    assert ade20k.CLASS_NAMES == tuple(row.split("\t")[-1].split(",")[0].strip() for row in rows)
+    assert tuple(row.split("\t")[-1].split(",")[0].strip() for row in rows) == ade20k.CLASS_NAMES
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,9 @@ def test_unknown_label_id_names_the_file(tmp_path):
     with pytest.raises(
         reading.DatasetFileError, match=rf"gtFine_trainvaltest.zip: {name}: label values \[40\]"
     ):
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual)
+        )
     assert not builder.is_prepared()
 
 

@@ -65,7 +65,9 @@ def test_load_source_prepares_the_folder_once(dataset, camvid_dir, tmp_path):
     for index, (image, label) in enumerate(pairs):
         np.testing.assert_array_equal(source[index]["image"], np.asarray(Image.open(image)))
         raw = np.asarray(Image.open(label))
-        np.testing.assert_array_equal(source[index]["segmentation_mask"], np.where(raw == 11, 255, raw))
+        np.testing.assert_array_equal(
+            source[index]["segmentation_mask"], np.where(raw == 11, 255, raw)
+        )
     prepared = sorted((tmp_path / "folder").iterdir())
     data.load_source(f"folder:{dataset}", "train", str(tmp_path))
     assert sorted((tmp_path / "folder").iterdir()) == prepared  # not again
@@ -96,7 +98,9 @@ def test_colour_masks_and_reduce_zero_label(camvid_dir, tmp_path):
         )
     source = data.load_source(f"folder:{root}", "val", str(tmp_path / "tfds"))
     expected = _expected_mask(camvid_dir, "val", 0)
-    np.testing.assert_array_equal(source[0]["segmentation_mask"], np.where(expected == 255, 0, expected))
+    np.testing.assert_array_equal(
+        source[0]["segmentation_mask"], np.where(expected == 255, 0, expected)
+    )
     reduced = data.load_source(f"folder:{root}:reduce_zero_label", "val", str(tmp_path / "tfds"))
     labels = np.where(expected == 255, 0, expected).astype(np.int64)
     np.testing.assert_array_equal(
@@ -162,8 +166,15 @@ def _unknown_colour(root):
 
 @pytest.mark.parametrize(
     "damage",
-    [_unpaired_image, _unpaired_mask, _other_size, _unknown_value, _unreadable_image,
-     _empty_split, _unknown_colour],
+    [
+        _unpaired_image,
+        _unpaired_mask,
+        _other_size,
+        _unknown_value,
+        _unreadable_image,
+        _empty_split,
+        _unknown_colour,
+    ],
 )
 def test_bad_input_names_the_file(camvid_dir, tmp_path, damage):
     root = make_folder(camvid_dir, tmp_path / "bad", {"train": 2, "val": 2})
@@ -177,15 +188,28 @@ def test_bad_input_names_the_file(camvid_dir, tmp_path, damage):
 def test_train_then_eval_on_a_folder(dataset, tmp_path):
     workdir, data_dir = tmp_path / "run", tmp_path / "tfds"
     common = [
-        "--config=folder", f"--config.dataset=folder:{dataset}", f"--workdir={workdir}",
-        f"--config.data_dir={data_dir}", "--config.model_kwargs.depth=18",
-        "--config.model_kwargs.width=8", "--config.model_kwargs.aspp_features=16",
-        "--config.eval.resize_short_side=90", "--config.eval.pad_size=(96,128)",
+        "--config=folder",
+        f"--config.dataset=folder:{dataset}",
+        f"--workdir={workdir}",
+        f"--config.data_dir={data_dir}",
+        "--config.model_kwargs.depth=18",
+        "--config.model_kwargs.width=8",
+        "--config.model_kwargs.aspp_features=16",
+        "--config.eval.resize_short_side=90",
+        "--config.eval.pad_size=(96,128)",
         "--config.eval.batch_size=2",
     ]
-    train = [sys.executable, "train.py", *common, "--config.num_steps=3",
-             "--config.crop_size=(48,64)", "--config.scale_range=(0.25,0.25)",
-             "--config.batch_size=2", "--config.log_every=1", "--config.checkpoint_every=3"]
+    train = [
+        sys.executable,
+        "train.py",
+        *common,
+        "--config.num_steps=3",
+        "--config.crop_size=(48,64)",
+        "--config.scale_range=(0.25,0.25)",
+        "--config.batch_size=2",
+        "--config.log_every=1",
+        "--config.checkpoint_every=3",
+    ]
     result = subprocess.run(train, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (workdir / "checkpoints" / "3").is_dir()
@@ -204,7 +228,10 @@ def test_train_then_eval_on_a_folder(dataset, tmp_path):
 def test_folder_preset_needs_a_folder(tmp_path):
     result = subprocess.run(
         [sys.executable, "train.py", "--config=folder", f"--workdir={tmp_path}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "--config.dataset=folder:DIR" in result.stderr and "Traceback" not in result.stderr

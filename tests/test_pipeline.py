@@ -3,7 +3,6 @@
 import itertools
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from jaxseg.data import pipeline

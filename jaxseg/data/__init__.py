@@ -12,8 +12,8 @@ import importlib
 import io
 import os
 import re
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jax
@@ -151,9 +151,7 @@ class Source:
 
     def image_sizes(self) -> np.ndarray:
         """(N, 2) int array of (height, width), read from image headers without decoding."""
-        raw = dataclasses.replace(
-            self.records, decoders={"image": tfds.decode.SkipDecoding()}
-        )
+        raw = dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
         sizes = []
         for index in range(len(raw)):
             with Image.open(io.BytesIO(raw[index]["image"])) as image:
@@ -203,8 +201,9 @@ def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
     """Opens `split` of dataset `name` ('shapes', 'shapes/tiny', 'voc_segmentation',
     'folder:DIR', ...).
 
-    `shapes` and folders are generated on first use; other datasets raise `DatasetNotPreparedError` with
-    their preparation instructions until prepared. `data_dir` defaults to `default_data_dir()`.
+    `shapes` and folders are generated on first use; other datasets raise
+    `DatasetNotPreparedError` with their preparation instructions until prepared. `data_dir`
+    defaults to `default_data_dir()`.
     """
     base, _ = _split_name(name)
     module = _module(base)

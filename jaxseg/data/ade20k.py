@@ -127,12 +127,17 @@ class Ade20k(SegmentationBuilder):
                 image, size = reading.rgb_image(
                     reading.read_member(archive, image_name), image_where
                 )
-                annotation = reading.label_png(reading.read_member(archive, label_name), label_where)
+                annotation = reading.label_png(
+                    reading.read_member(archive, label_name), label_where
+                )
                 labels = reading.mapped_labels(annotation, LABEL_TABLE, label_where)
                 reading.same_size(labels, size, label_where, image_where)
                 stem = PurePosixPath(image_name).stem
-                yield stem, {
-                    "image": image,
-                    "segmentation_mask": encode_png(labels),
-                    "file_name": stem,
-                }
+                yield (
+                    stem,
+                    {
+                        "image": image,
+                        "segmentation_mask": encode_png(labels),
+                        "file_name": stem,
+                    },
+                )

@@ -141,9 +141,10 @@ class Cityscapes(SegmentationBuilder):
 
     def _generate_examples(self, images, labels, members: list[str]) -> Iterator:
         """(frame id, example) per image; `labels=None` (test) gives all-ignore masks."""
-        with reading.open_zip(images) as image_zip, (
-            reading.open_zip(labels) if labels else contextlib.nullcontext()
-        ) as label_zip:
+        with (
+            reading.open_zip(images) as image_zip,
+            reading.open_zip(labels) if labels else contextlib.nullcontext() as label_zip,
+        ):
             for member in members:
                 image_where = f"{images.name}: {member}"
                 image, size = reading.rgb_image(reading.read_member(image_zip, member), image_where)
@@ -155,8 +156,11 @@ class Cityscapes(SegmentationBuilder):
                     ids = reading.label_png(reading.read_member(label_zip, name), where)
                     mask = reading.mapped_labels(ids, LABEL_TABLE, where)
                     reading.same_size(mask, size, where, image_where)
-                yield frame_id(member), {
-                    "image": image,
-                    "segmentation_mask": encode_png(mask),
-                    "file_name": frame_id(member),
-                }
+                yield (
+                    frame_id(member),
+                    {
+                        "image": image,
+                        "segmentation_mask": encode_png(mask),
+                        "file_name": frame_id(member),
+                    },
+                )

@@ -127,7 +127,9 @@ def fingerprint(root: Path) -> str:
     for path in files:
         if path.is_file():
             stat = path.stat()
-            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(
+                f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
     return digest.hexdigest()[:12]
 
 
@@ -236,11 +238,14 @@ class SegmentationFolder(SegmentationBuilder):
                 values = colour_indices(mask_path, palette)
             labels = reading.mapped_labels(values, table, str(mask_path))
             reading.same_size(labels, size, str(mask_path), str(image_path))
-            yield image_path.stem, {
-                "image": image,
-                "segmentation_mask": encode_png(labels),
-                "file_name": image_path.stem,
-            }
+            yield (
+                image_path.stem,
+                {
+                    "image": image,
+                    "segmentation_mask": encode_png(labels),
+                    "file_name": image_path.stem,
+                },
+            )
 
 
 def _read(path: Path) -> bytes:

@@ -59,8 +59,7 @@ def mapped_labels(values: np.ndarray, table: np.ndarray, where: str) -> np.ndarr
     if bad:
         known = np.flatnonzero(table >= 0)
         raise DatasetFileError(
-            f"{where}: label values {bad[:10]} are not among the known values "
-            f"{_ranges(known)}."
+            f"{where}: label values {bad[:10]} are not among the known values {_ranges(known)}."
         )
     return table[values].astype(np.uint8)
 
