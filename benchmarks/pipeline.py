@@ -1,6 +1,7 @@
 """Training input pipeline throughput (images/s) with 0, 1, 2, ... grain worker processes.
 
     python benchmarks/pipeline.py [--workers=0,1,2] [--batches=40] [--repeats=3]
+    python benchmarks/pipeline.py --frames=cityscapes [--cityscapes_frames=24]
 
 Prepares a small `voc_segmentation/2012` in a temporary folder from the 100 genuine VOC 2012
 images and masks in shared/data/voc_samples, by the same route as the full dataset: the samples
@@ -10,6 +11,11 @@ from its manual dir. Then it times `jaxseg.data.pipeline.train_dataset` on train
 batch) after a warm-up. Besides wall-clock images/s it reports CPU time per image (this
 process and its workers), which other load on the machine does not inflate, and from it the
 worker processes (cores) that feed an accelerator consuming `--target_rates` images/s.
+
+`--frames=cityscapes` times Cityscapes-size frames instead: the VOC samples enlarged to
+2048x1024 RGB PNGs (label ids from their masks), packed into the two Cityscapes zips and
+prepared by the `cityscapes` builder; the pipeline decodes each 2048x1024 PNG, scales it by
+0.5-2.0 and crops 512x1024, the `pspnet_cityscapes` recipe.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import statistics
 import tarfile
 import tempfile
 import time
+import zipfile
 from dataclasses import astuple
 from pathlib import Path
 
@@ -28,15 +35,23 @@ import numpy as np
 import psutil
 import tensorflow_datasets as tfds
 from absl import app, flags
+from PIL import Image
 
 from jaxseg import data
-from jaxseg.data import pipeline, voc
+from jaxseg.data import cityscapes, pipeline, voc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CROP_SIZE = 513
+CROP_SIZES = {"voc": 513, "cityscapes": (512, 1024)}
 SCALE_RANGE = (0.5, 2.0)
+CITYSCAPES_FRAME = (1024, 2048)  # height, width
 
 _WORKERS = flags.DEFINE_list("workers", ["0", "1", "2"], "Grain worker counts to time.")
+_FRAMES = flags.DEFINE_enum(
+    "frames", "voc", sorted(CROP_SIZES), "VOC images, or Cityscapes-size 2048x1024 frames."
+)
+_CITYSCAPES_FRAMES = flags.DEFINE_integer(
+    "cityscapes_frames", 24, "How many 2048x1024 frames to prepare for --frames=cityscapes."
+)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per batch.")
 _BATCHES = flags.DEFINE_integer("batches", 40, "Timed batches per run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Runs per worker count.")
@@ -65,6 +80,38 @@ def prepare_samples(samples: Path, root: Path) -> data.Source:
     return data.load_source("voc_segmentation/2012", "train+val", str(root / "tfds"))
 
 
+def prepare_cityscapes_frames(samples: Path, root: Path, count: int) -> data.Source:
+    """The first `count` VOC samples enlarged to 2048x1024 PNG frames, packed as Cityscapes'
+    two zips (VOC class k as label id `PREDICTION_IDS[k % 19]`; the last frame as val),
+    prepared, opened as train."""
+    manual_dir = root / "manual"
+    manual_dir.mkdir()
+    ids = (samples / "ImageSets" / "Segmentation" / "trainval.txt").read_text().split()[:count]
+    label_ids = np.zeros(256, np.uint8)  # VOC's 255 (boundary) -> id 0 (unlabeled)
+    label_ids[: voc.NUM_CLASSES] = cityscapes.PREDICTION_IDS[np.arange(voc.NUM_CLASSES) % 19]
+    size = CITYSCAPES_FRAME[::-1]  # PIL's (width, height)
+    with (
+        zipfile.ZipFile(manual_dir / cityscapes.IMAGES.file_name, "w") as images,
+        zipfile.ZipFile(manual_dir / cityscapes.LABELS.file_name, "w") as labels,
+    ):
+        for index, image_id in enumerate(ids):
+            frame = f"voc_{index:06d}_000019"
+            split = "val" if index == len(ids) - 1 else "train"  # the builder needs a val split
+            image = Image.open(samples / "JPEGImages" / f"{image_id}.jpg").convert("RGB")
+            mask = np.asarray(Image.open(samples / "SegmentationClass" / f"{image_id}.png"))
+            mask = Image.fromarray(label_ids[mask]).resize(size, Image.Resampling.NEAREST)
+            images.writestr(
+                f"leftImg8bit/{split}/voc/{frame}{cityscapes.IMAGE_SUFFIX}",
+                voc.encode_png(np.asarray(image.resize(size, Image.Resampling.BILINEAR))),
+            )
+            labels.writestr(
+                f"gtFine/{split}/voc/{frame}{cityscapes.LABEL_SUFFIX}",
+                voc.encode_png(np.asarray(mask)),
+            )
+    data.prepare("cityscapes", str(root / "tfds"), str(manual_dir))
+    return data.load_source("cityscapes", "train", str(root / "tfds"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
     """One timed run: wall-clock images/s and CPU milliseconds per image."""
@@ -78,12 +125,14 @@ def _children_cpu_s() -> float:
     return sum(sum(child.cpu_times()[:2]) for child in psutil.Process().children(recursive=True))
 
 
-def time_pipeline(source: data.Source, workers: int, batch_size: int, batches: int) -> Run:
+def time_pipeline(
+    source: data.Source, crop_size, workers: int, batch_size: int, batches: int
+) -> Run:
     """Times `batches` batches of the training pipeline, after a warm-up of 3."""
     dataset = pipeline.train_dataset(
         source,
         global_batch_size=batch_size,
-        crop_size=CROP_SIZE,
+        crop_size=crop_size,
         scale_range=SCALE_RANGE,
         flip=True,
         photometric=False,
@@ -98,14 +147,14 @@ def time_pipeline(source: data.Source, workers: int, batch_size: int, batches: i
         batch = next(iterator)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     children = _children_cpu_s() - children
-    assert batch["image"].shape == (batch_size, CROP_SIZE, CROP_SIZE, 3)
+    assert batch["image"].shape == (batch_size, *pipeline.as_size(crop_size), 3)
     images = batches * batch_size
     return Run(images / wall, 1e3 * cpu / images, 1e3 * children / images)
 
 
-def stage_cpu_ms(source: data.Source) -> tuple[float, float]:
+def stage_cpu_ms(source: data.Source, crop_size) -> tuple[float, float]:
     """CPU milliseconds per image, in this process, to read + decode and to augment."""
-    augment = pipeline.TrainAugment(CROP_SIZE, SCALE_RANGE, flip=True)
+    augment = pipeline.TrainAugment(crop_size, SCALE_RANGE, flip=True)
     rng = np.random.default_rng(0)
     start = time.process_time()
     examples = [source[i] for i in range(len(source))]
@@ -121,9 +170,15 @@ def main(argv: list[str]) -> None:
     del argv
     tfds.disable_progress_bar()
     with tempfile.TemporaryDirectory() as root:
-        source = prepare_samples(_samples_dir(), Path(root))
-        decode_ms, augment_ms = stage_cpu_ms(source)
-        print(f"{len(source)} genuine VOC images; {os.cpu_count()} CPU cores")
+        crop_size = CROP_SIZES[_FRAMES.value]
+        if _FRAMES.value == "cityscapes":
+            source = prepare_cityscapes_frames(_samples_dir(), Path(root), _CITYSCAPES_FRAMES.value)
+            described = "VOC images enlarged to 2048x1024 frames, crop 512x1024"
+        else:
+            source = prepare_samples(_samples_dir(), Path(root))
+            described = "genuine VOC images, crop 513"
+        decode_ms, augment_ms = stage_cpu_ms(source, crop_size)
+        print(f"{len(source)} {described}; {os.cpu_count()} CPU cores")
         print(
             f"CPU per image in one process: read + decode {decode_ms:.1f} ms, "
             f"scale + normalise + pad + crop + flip {augment_ms:.1f} ms\n"
@@ -133,7 +188,7 @@ def main(argv: list[str]) -> None:
         worker_cpu_ms = decode_ms + augment_ms
         for workers in map(int, _WORKERS.value):
             runs = [
-                time_pipeline(source, workers, _BATCH_SIZE.value, _BATCHES.value)
+                time_pipeline(source, crop_size, workers, _BATCH_SIZE.value, _BATCHES.value)
                 for _ in range(_REPEATS.value)
             ]
             rates = ", ".join(f"{run.images_per_s:.1f}" for run in runs)

@@ -24,10 +24,11 @@ def get_config() -> ConfigDict:
     c.data_dir = config_dict.placeholder(str)
     c.train_split = "train"
     c.eval_split = "val"
-    c.crop_size = 513
+    c.crop_size = config_dict.FieldReference(513, field_type=object)  # int, or (height, width)
     c.scale_range = (0.5, 2.0)
     c.flip = True
     c.photometric = False
+    c.cat_max_ratio = 1.0  # < 1: redraw crops one class fills more of (mmsegmentation's)
     c.num_workers = 0
 
     c.batch_size = 16
@@ -61,12 +62,13 @@ def get_config() -> ConfigDict:
 
     c.eval = ConfigDict()
     c.eval.batch_size = 4
-    c.eval.pad_size = (512, 512)
+    c.eval.pad_size = (512, 512)  # larger images are shrunk to fit, keeping the aspect ratio
+    c.eval.resize_short_side = 0  # > 0: resize each image's short side to it first (ADE20K)
     c.eval.scales = (1.0,)
     c.eval.flip = False
     c.eval.sliding_window = False
-    c.eval.window_size = 513
-    c.eval.window_stride = 342
+    c.eval.window_size = config_dict.FieldReference(513, field_type=object)  # or (h, w)
+    c.eval.window_stride = config_dict.FieldReference(342, field_type=object)  # or (h, w)
     c.eval.crf = False
     c.eval.crf_iterations = 10
     c.eval.max_examples = 0

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from jaxseg import checkpoint, data, metrics, sharding
 from jaxseg.build import model_for_workdir
-from jaxseg.data import palette, pipeline
+from jaxseg.data import pipeline
 from jaxseg.nn.resize import resize_bilinear
 from jaxseg.viz import panel
 
@@ -31,21 +31,25 @@ def _window_starts(size: int, window: int, stride: int) -> list[int]:
     return starts + [size - window]
 
 
-def _sliding_window_logits(apply, images: jax.Array, window: int, stride: int) -> jax.Array:
-    """Average the logits of overlapping `window`-sized crops (images smaller are padded)."""
+def _sliding_window_logits(
+    apply, images: jax.Array, window: int | tuple[int, int], stride: int | tuple[int, int]
+) -> jax.Array:
+    """Average the logits of overlapping windows (int: square; or (height, width)) of
+    `images`; images smaller than a window are padded."""
+    (window_h, window_w), (stride_h, stride_w) = pipeline.as_size(window), pipeline.as_size(stride)
     batch, height, width, _ = images.shape
-    pad_h, pad_w = max(window - height, 0), max(window - width, 0)
+    pad_h, pad_w = max(window_h - height, 0), max(window_w - width, 0)
     padded = jnp.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
     total, count = None, jnp.zeros(padded.shape[1:3], jnp.float32)
-    for top in _window_starts(padded.shape[1], window, stride):
-        for left in _window_starts(padded.shape[2], window, stride):
-            crop = jax.lax.dynamic_slice_in_dim(padded, top, window, axis=1)
-            crop = jax.lax.dynamic_slice_in_dim(crop, left, window, axis=2)
+    for top in _window_starts(padded.shape[1], window_h, stride_h):
+        for left in _window_starts(padded.shape[2], window_w, stride_w):
+            crop = jax.lax.dynamic_slice_in_dim(padded, top, window_h, axis=1)
+            crop = jax.lax.dynamic_slice_in_dim(crop, left, window_w, axis=2)
             logits = apply(crop).astype(jnp.float32)
             if total is None:
                 total = jnp.zeros((batch, *padded.shape[1:3], logits.shape[-1]), jnp.float32)
-            total = total.at[:, top : top + window, left : left + window].add(logits)
-            count = count.at[top : top + window, left : left + window].add(1.0)
+            total = total.at[:, top : top + window_h, left : left + window_w].add(logits)
+            count = count.at[top : top + window_h, left : left + window_w].add(1.0)
     return (total / count[None, :, :, None])[:, :height, :width]
 
 
@@ -56,8 +60,8 @@ def predict_probs(
     *,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    window: int | None = None,
-    window_stride: int | None = None,
+    window: int | tuple[int, int] | None = None,
+    window_stride: int | tuple[int, int] | None = None,
 ) -> jax.Array:
     """Class probabilities (B, H, W, K) averaged over `scales` and, with `flip`, mirror images.
 
@@ -147,10 +151,12 @@ class Evaluator:
             batch_size=cfg.batch_size,
             pad_size=tuple(cfg.pad_size),
             max_examples=cfg.max_examples or None,
+            short_side=cfg.resize_short_side,
         )
 
     def run(self, variables: dict, *, prediction_dir: str | Path | None = None) -> dict:
-        """Evaluate `variables`; with `prediction_dir`, also write label PNGs (VOC palette)."""
+        """Evaluate `variables`; with `prediction_dir`, also write label PNGs in the format of
+        the dataset's evaluation server (`data.save_prediction`)."""
         cm = np.zeros((self.num_classes, self.num_classes), np.int64)
         self.panels = []
         keep = self.config.eval.num_images_to_log
@@ -168,7 +174,7 @@ class Evaluator:
                 pred = local_preds[i, :height, :width].astype(np.uint8)
                 if prediction_dir is not None:
                     out = Path(prediction_dir) / f"{batch['file_name'][i]}.png"
-                    palette.save_palette_png(pred, out)
+                    data.save_prediction(self.config.dataset, pred, out)
                 if len(self.panels) < keep:
                     image = pipeline.denormalize(batch["image"][i, :height, :width])
                     self.panels.append(panel(image, batch["label"][i, :height, :width], pred))

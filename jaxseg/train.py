@@ -58,8 +58,7 @@ def create_train_state(
     Shapes come from `jax.eval_shape`, then a jitted init writes them straight into their
     shardings. Returns the state and its shardings (the train step keeps them).
     """
-    size = config.crop_size
-    dummy = jnp.zeros((1, size, size, 3), jnp.float32)
+    dummy = jnp.zeros((1, *pipeline.as_size(config.crop_size), 3), jnp.float32)
 
     def init(rng: jax.Array) -> TrainState:
         param_rng, state_rng = jax.random.split(rng)
@@ -186,6 +185,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
         scale_range=tuple(config.scale_range),
         flip=config.flip,
         photometric=config.photometric,
+        cat_max_ratio=config.cat_max_ratio,
         seed=config.seed,
         num_workers=config.num_workers,
     )

@@ -3,7 +3,7 @@
 import itertools
 
 import numpy as np
-import pytest
+from PIL import Image
 
 from jaxseg.data import pipeline
 
@@ -84,9 +84,49 @@ def test_eval_batches_pad_with_ignore_and_mark_padding_invalid():
     assert list(first["file_name"]) == ["ex0", "ex1"]
 
 
-def test_eval_rejects_images_larger_than_pad_size():
-    with pytest.raises(ValueError, match="pad_size"):
-        list(pipeline.eval_dataset(FakeSource(), batch_size=1, pad_size=(32, 32)))
+def test_eval_shrinks_images_larger_than_pad_size_keeping_aspect():
+    source = FakeSource()
+    batches = list(pipeline.eval_dataset(source, batch_size=1, pad_size=(32, 32)))
+    sizes = [(int(b["height"][0]), int(b["width"][0])) for b in batches]
+    assert sizes == [(26, 32), (32, 26), (32, 32)]  # 40x50, 33x27 and 64x64 fitted to 32x32
+    first = batches[0]
+    expected = pipeline._resize(source[0]["segmentation_mask"], (26, 32), Image.Resampling.NEAREST)
+    np.testing.assert_array_equal(first["label"][0, :26, :32], expected)
+    assert (first["label"][0, 26:] == 255).all()
+
+
+def test_eval_size_scales_the_short_side_then_fits_the_pad():
+    assert pipeline.eval_size(512, 683, (1024, 1024), short_side=512) == (512, 683)
+    assert pipeline.eval_size(364, 500, (1024, 1024), short_side=512) == (512, 703)
+    assert pipeline.eval_size(1000, 4000, (1024, 1024), short_side=512) == (256, 1024)
+    assert pipeline.eval_size(1024, 2048, (1024, 2048)) == (1024, 2048)
+
+
+def test_non_square_crops():
+    dataset = pipeline.train_dataset(FakeSource(), global_batch_size=2, crop_size=(24, 40))
+    batch = _take(dataset, 1)[0]
+    assert batch["image"].shape == (2, 24, 40, 3) and batch["label"].shape == (2, 24, 40)
+
+
+def _dominated(label: np.ndarray, ratio: float) -> bool:
+    counts = np.bincount(label[label != 255].ravel())
+    counts = counts[counts > 0]
+    return len(counts) < 2 or counts.max() / counts.sum() >= ratio
+
+
+def test_cat_max_ratio_redraws_crops_one_class_dominates():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[40:60, 40:60] = 1  # one small object on a uniform background
+    source = [{"image": np.zeros((100, 100, 3), np.uint8), "segmentation_mask": mask,
+               "file_name": "object"}]
+
+    def dominated_share(ratio):
+        augment = pipeline.TrainAugment(crop_size=24, scale_range=(1.0, 1.0), cat_max_ratio=ratio)
+        crops = [augment(source[0], np.random.default_rng(seed))["label"] for seed in range(200)]
+        return np.mean([_dominated(crop, 0.75) for crop in crops])
+
+    assert dominated_share(1.0) > 0.8  # most random crops hold background only
+    assert dominated_share(0.75) < 0.5  # redrawn up to 10 times: most now hold the object
 
 
 def test_eval_indices_split_evenly_over_processes(monkeypatch):

@@ -2,6 +2,7 @@
 
 `load_source("shapes", "train")` returns a `Source`; `jaxseg.data.pipeline` turns sources into
 batches. Each dataset is a TFDS builder module, imported only when its name is first used.
+`folder:DIR` names a folder of your own images and masks (`jaxseg.data.folder`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import io
 import os
 import re
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,15 +22,22 @@ import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 from PIL import Image
 
+from jaxseg.data import palette
+
 DATASET_MODULES = {
     "shapes": "jaxseg.data.shapes",
     "voc_segmentation": "jaxseg.data.voc",
     "camvid": "jaxseg.data.camvid",
+    "ade20k": "jaxseg.data.ade20k",
+    "cityscapes": "jaxseg.data.cityscapes",
+    "folder": "jaxseg.data.folder",
 }
 """Dataset name -> module defining its TFDS builder and its `CLASS_NAMES`."""
 
-AUTO_PREPARED = frozenset({"shapes"})
+AUTO_PREPARED = frozenset({"shapes", "folder"})
 """Datasets generated on first use; the others need their files prepared beforehand."""
+FOLDER = "folder"
+"""`folder:DIR` (or `folder:DIR:reduce_zero_label`): a folder in `jaxseg.data.folder`'s layout."""
 
 FILE_FORMAT = "array_record"
 
@@ -38,7 +47,10 @@ class DatasetNotPreparedError(FileNotFoundError):
 
 
 def _split_name(name: str) -> tuple[str, str | None]:
-    """'shapes/tiny' -> ('shapes', 'tiny'); 'shapes' -> ('shapes', None)."""
+    """'shapes/tiny' -> ('shapes', 'tiny'); 'shapes' -> ('shapes', None); 'folder:DIR' ->
+    ('folder', 'DIR')."""
+    if name == FOLDER or name.startswith(FOLDER + ":"):
+        return FOLDER, name.removeprefix(FOLDER).removeprefix(":")
     base, _, config = name.partition("/")
     if base not in DATASET_MODULES:
         raise ValueError(
@@ -72,7 +84,10 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
     """The TFDS builder for `name` ('dataset' or 'dataset/config'), writing ArrayRecord."""
     base, config = _split_name(name)
     cls = _builder_class(base, _module(base))
-    if config is not None and config not in cls.builder_configs:
+    if base == FOLDER:
+        folder = _module(base)
+        config = folder.config_for(folder.FolderSpec.parse(config))
+    elif config is not None and config not in cls.builder_configs:
         raise ValueError(
             f"Unknown config {config!r} of dataset {base!r}. "
             f"Available configs: {', '.join(sorted(cls.builder_configs))}."
@@ -82,7 +97,11 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
 
 def dataset_info(name: str) -> tuple[int, tuple[str, ...]]:
     """(num_classes, class_names) of dataset `name`, without reading any data."""
-    module = _module(_split_name(name)[0])
+    base, config = _split_name(name)
+    module = _module(base)
+    if base == FOLDER:
+        class_names = module.class_names(module.FolderSpec.parse(config).root)
+        return len(class_names), class_names
     class_names = tuple(module.CLASS_NAMES)
     return getattr(module, "NUM_CLASSES", len(class_names)), class_names
 
@@ -132,9 +151,7 @@ class Source:
 
     def image_sizes(self) -> np.ndarray:
         """(N, 2) int array of (height, width), read from image headers without decoding."""
-        raw = dataclasses.replace(
-            self.records, decoders={"image": tfds.decode.SkipDecoding()}
-        )
+        raw = dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
         sizes = []
         for index in range(len(raw)):
             with Image.open(io.BytesIO(raw[index]["image"])) as image:
@@ -156,7 +173,7 @@ def _generate_once(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """Generate an auto-prepared dataset, by process 0 first so processes sharing a data
     folder do not race; a process whose folder is not shared then generates its own copy."""
     if jax.process_index() == 0:
-        get_builder(name, data_dir).download_and_prepare(file_format=FILE_FORMAT)
+        prepare(name, data_dir)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(f"jaxseg: generated {name}")
     builder = get_builder(name, data_dir)
@@ -165,11 +182,28 @@ def _generate_once(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     return builder
 
 
-def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
-    """Opens `split` of dataset `name` ('shapes', 'shapes/tiny', 'voc_segmentation', ...).
+def prepare(
+    name: str, data_dir: str | None = None, manual_dir: str | None = None
+) -> tfds.core.DatasetBuilder:
+    """Prepares dataset `name` (archives read from `manual_dir`); a folder's copies from
+    before its files changed are deleted."""
+    builder = get_builder(name, data_dir)
+    builder.download_and_prepare(
+        file_format=FILE_FORMAT,
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
+    )
+    if _split_name(name)[0] == FOLDER:
+        _module(FOLDER).remove_stale(builder)
+    return builder
 
-    `shapes` is generated on first use; other datasets raise `DatasetNotPreparedError` with
-    their preparation instructions until prepared. `data_dir` defaults to `default_data_dir()`.
+
+def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
+    """Opens `split` of dataset `name` ('shapes', 'shapes/tiny', 'voc_segmentation',
+    'folder:DIR', ...).
+
+    `shapes` and folders are generated on first use; other datasets raise
+    `DatasetNotPreparedError` with their preparation instructions until prepared. `data_dir`
+    defaults to `default_data_dir()`.
     """
     base, _ = _split_name(name)
     module = _module(base)
@@ -179,7 +213,7 @@ def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
             raise DatasetNotPreparedError(_not_prepared_message(base, module, builder.data_dir))
         builder = _generate_once(name, data_dir)
     _check_split(split, list(builder.info.splits), name)
-    num_classes, class_names = dataset_info(base)
+    num_classes, class_names = dataset_info(name)
     return Source(
         name=name,
         split=split,
@@ -187,3 +221,16 @@ def load_source(name: str, split: str, data_dir: str | None = None) -> Source:
         class_names=class_names,
         records=builder.as_data_source(split),
     )
+
+
+def save_prediction(name: str, labels: np.ndarray, path: str | Path) -> None:
+    """Writes predicted class indices (H, W) of dataset `name` as its evaluation server takes
+    them: label-id PNGs where the dataset defines `PREDICTION_IDS` (Cityscapes), else VOC
+    palette PNGs."""
+    ids = getattr(_module(_split_name(name)[0]), "PREDICTION_IDS", None)
+    if ids is None:
+        palette.save_palette_png(labels, path)
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(ids[np.asarray(labels, np.uint8)]).save(path)

@@ -2,6 +2,7 @@
 
     python -m jaxseg.data prepare voc_segmentation/2012_aug --manual_dir=DIR [--data_dir=DIR]
     python -m jaxseg.data prepare shapes
+    python -m jaxseg.data prepare folder:DIR
 
 `--manual_dir` holds downloaded archives (see `jaxseg.data.voc.prepare_instructions`); without
 it, archives are downloaded. `--data_dir` defaults to $JAXSEG_DATA_DIR, else
@@ -14,8 +15,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import tensorflow_datasets as tfds
 
 from jaxseg import data
 from jaxseg.cli import run_with_clean_errors
@@ -31,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         "name",
         help="dataset or dataset/config: "
         + ", ".join(sorted(data.DATASET_MODULES))
-        + " (e.g. voc_segmentation/2012_aug, voc_segmentation/2012, shapes/tiny)",
+        + " (e.g. voc_segmentation/2012_aug, voc_segmentation/2012, shapes/tiny, folder:DIR)",
     )
     prepare.add_argument("--manual_dir", help="Folder holding the downloaded archives.")
     prepare.add_argument("--data_dir", help="Where prepared datasets live.")
@@ -42,11 +41,7 @@ def prepare(name: str, manual_dir: str | None = None, data_dir: str | None = Non
     """Prepares dataset `name` (reading archives from `manual_dir`); returns a summary."""
     if manual_dir is not None and not Path(manual_dir).expanduser().is_dir():
         raise FileNotFoundError(f"--manual_dir {manual_dir} is not a folder.")
-    builder = data.get_builder(name, data_dir)
-    builder.download_and_prepare(
-        file_format=data.FILE_FORMAT,
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
-    )
+    builder = data.prepare(name, data_dir, manual_dir)
     counts = ", ".join(
         f"{split} {info.num_examples:,}" for split, info in sorted(builder.info.splits.items())
     )

@@ -5,7 +5,7 @@ pad (mean colour, label 255) -> random crop -> flip -> normalise -> batch. Every
 is a function of (seed, example position), so the iterator's saved state reproduces the exact
 batches after a resume. Evaluation pads every image to one size (label 255, a `valid` flag
 per example) so the jitted predictor compiles once, and every process yields the same number
-of batches.
+of batches; an image larger than that size is resized to fit, keeping its aspect ratio.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ def denormalize(images: Any) -> Any:
     return xp.clip(xp.round(pixels), 0, 255).astype(xp.uint8)
 
 
+def as_size(size: int | Sequence[int]) -> tuple[int, int]:
+    """(height, width) of a size given as one int (a square) or as a pair."""
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
+
+
 def _resize(array: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
     """Resize an (H, W) or (H, W, 3) uint8 array to (height, width) with PIL."""
     height, width = size
@@ -65,33 +73,54 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class TrainAugment:
-    """Random scale, pad, crop, flip and optional photometric distortion of one example."""
+    """Random scale, pad, crop, flip and optional photometric distortion of one example.
 
-    crop_size: int
+    `crop_size` is an int (square) or (height, width). With `cat_max_ratio` < 1 a crop in which
+    one class covers more than that share of the labelled pixels is drawn again, up to 10
+    times (mmsegmentation's class-balanced `RandomCrop`).
+    """
+
+    crop_size: int | tuple[int, int]
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
     photometric: bool = False
+    cat_max_ratio: float = 1.0
 
     def __call__(self, example: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
         image, mask = example["image"], example["segmentation_mask"]
+        crop_h, crop_w = as_size(self.crop_size)
         scale = rng.uniform(*self.scale_range)
         size = (max(round(image.shape[0] * scale), 1), max(round(image.shape[1] * scale), 1))
         image = _resize(image, size, Image.Resampling.BILINEAR)
         mask = _resize(mask, size, Image.Resampling.NEAREST)
         if self.photometric:
             image = _photometric(image, rng)
-        pad_h, pad_w = max(self.crop_size - size[0], 0), max(self.crop_size - size[1], 0)
+        pad_h, pad_w = max(crop_h - size[0], 0), max(crop_w - size[1], 0)
         image = np.stack(
             [np.pad(image[..., c], ((0, pad_h), (0, pad_w)), constant_values=MEAN_PIXEL[c])
              for c in range(3)], axis=-1)
         mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_LABEL)
-        top = rng.integers(0, image.shape[0] - self.crop_size + 1)
-        left = rng.integers(0, image.shape[1] - self.crop_size + 1)
-        window = np.s_[top : top + self.crop_size, left : left + self.crop_size]
+        window = self._crop_window(mask, (crop_h, crop_w), rng)
         image, mask = image[window], mask[window]
         if self.flip and rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         return {"image": normalize(image), "label": mask.astype(np.int32)}
+
+    def _crop_window(
+        self, mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator
+    ) -> tuple[slice, slice]:
+        """A random crop window, re-drawn while one class dominates it (`cat_max_ratio`)."""
+        for attempt in range(11 if self.cat_max_ratio < 1.0 else 1):
+            top = rng.integers(0, mask.shape[0] - crop[0] + 1)
+            left = rng.integers(0, mask.shape[1] - crop[1] + 1)
+            window = np.s_[top : top + crop[0], left : left + crop[1]]
+            if attempt == 10 or self.cat_max_ratio >= 1.0:
+                break
+            counts = np.bincount(mask[window].ravel(), minlength=256)[:IGNORE_LABEL]
+            counts = counts[counts > 0]
+            if len(counts) > 1 and counts.max() / counts.sum() < self.cat_max_ratio:
+                break
+        return window
 
 
 def local_batch_size(global_batch_size: int) -> int:
@@ -108,15 +137,16 @@ def train_dataset(
     source: Sequence,
     *,
     global_batch_size: int,
-    crop_size: int,
+    crop_size: int | tuple[int, int],
     scale_range: tuple[float, float] = (0.5, 2.0),
     flip: bool = True,
     photometric: bool = False,
+    cat_max_ratio: float = 1.0,
     seed: int = 0,
     num_workers: int = 0,
 ) -> grain.IterDataset:
-    """Endless training batches of this process: {"image": (b, crop, crop, 3) float32,
-    "label": (b, crop, crop) int32}, b = global batch / processes.
+    """Endless training batches of this process: {"image": (b, crop_h, crop_w, 3) float32,
+    "label": (b, crop_h, crop_w) int32}, b = global batch / processes.
 
     `num_workers` > 0 decodes and augments in that many worker processes.
     """
@@ -124,7 +154,10 @@ def train_dataset(
         grain.MapDataset.source(source)[jax.process_index() :: jax.process_count()]
         .shuffle(seed=seed)
         .repeat()
-        .random_map(TrainAugment(crop_size, tuple(scale_range), flip, photometric), seed=seed)
+        .random_map(
+            TrainAugment(crop_size, tuple(scale_range), flip, photometric, cat_max_ratio),
+            seed=seed,
+        )
         .batch(local_batch_size(global_batch_size), drop_remainder=True)
         .to_iter_dataset()
     )
@@ -135,12 +168,32 @@ def train_dataset(
     return dataset
 
 
+def eval_size(
+    height: int, width: int, pad_size: tuple[int, int], short_side: int = 0
+) -> tuple[int, int]:
+    """The size an image is evaluated at, keeping its aspect ratio: its short side scaled to
+    `short_side` (0: kept), then shrunk further where needed to fit in `pad_size`."""
+    scale = short_side / min(height, width) if short_side else 1.0
+    scale = min(scale, pad_size[0] / height, pad_size[1] / width)
+    if scale == 1.0:
+        return height, width
+    return (
+        min(max(int(height * scale + 0.5), 1), pad_size[0]),
+        min(max(int(width * scale + 0.5), 1), pad_size[1]),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalPad:
-    """Loads example `index` (or a blank one for -1) padded to `pad_size` with label 255."""
+    """Loads example `index` (or a blank one for -1) padded to `pad_size` with label 255.
+
+    Images are resized as `eval_size` says (image bilinear, label nearest), so an image larger
+    than `pad_size` is evaluated smaller rather than refused.
+    """
 
     source: Sequence
     pad_size: tuple[int, int]
+    short_side: int = 0
 
     def __call__(self, index: int) -> dict[str, Any]:
         pad_h, pad_w = self.pad_size
@@ -150,14 +203,14 @@ class EvalPad:
             return {"image": image, "label": label, "valid": np.bool_(False), "height": 0,
                     "width": 0, "file_name": ""}
         example = self.source[int(index)]
-        height, width = example["segmentation_mask"].shape
-        if height > pad_h or width > pad_w:
-            raise ValueError(
-                f"{example['file_name']}: image is {height}x{width}, larger than "
-                f"config.eval.pad_size={self.pad_size}; raise eval.pad_size"
-            )
-        image[:height, :width] = normalize(example["image"])
-        label[:height, :width] = example["segmentation_mask"]
+        pixels, mask = example["image"], example["segmentation_mask"]
+        size = eval_size(*mask.shape, self.pad_size, self.short_side)
+        if size != mask.shape:
+            pixels = _resize(pixels, size, Image.Resampling.BILINEAR)
+            mask = _resize(mask, size, Image.Resampling.NEAREST)
+        height, width = size
+        image[:height, :width] = normalize(pixels)
+        label[:height, :width] = mask
         return {"image": image, "label": label, "valid": np.bool_(True), "height": height,
                 "width": width, "file_name": example["file_name"]}
 
@@ -178,13 +231,15 @@ def eval_dataset(
     batch_size: int,
     pad_size: tuple[int, int],
     max_examples: int | None = None,
+    short_side: int = 0,
 ) -> grain.MapDataset:
     """Fixed-shape evaluation batches of this process: image, label, valid, height, width,
-    file_name; `batch_size` is global. `max_examples` limits the split (quick evaluations)."""
+    file_name; `batch_size` is global. `max_examples` limits the split (quick evaluations);
+    `short_side` resizes each image's short side to it first (see `eval_size`)."""
     count = len(source) if not max_examples else min(max_examples, len(source))
     indices = eval_indices(count, batch_size)
     return (
         grain.MapDataset.source(indices)
-        .map(EvalPad(source, tuple(pad_size)))
+        .map(EvalPad(source, tuple(pad_size), short_side))
         .batch(local_batch_size(batch_size), drop_remainder=True)
     )
