@@ -1,17 +1,22 @@
 """Train-step and inference throughput of jaxseg models against the same networks in PyTorch.
 
-    python benchmarks/throughput.py [--models pspnet,deeplab_v3] [--batch 2] [--size 256]
+    python benchmarks/throughput.py [--models deeplab_v3,pspnet] [--batch 2] [--size 256]
+        [--dtype float32|bfloat16] [--device cpu|cuda] [--list]
 
-ResNet-50 at output stride 8. DeepLab v3 is compared with torchvision's
-`deeplabv3_resnet50`; PSPNet with a PyTorch PSPNet of identical layers (torchvision's dilated
-ResNet-50, the same pyramid pooling, fusion conv and auxiliary head). The two frameworks
-alternate round by round in one process, so both see the same machine state; the report is
-images/s and the jaxseg/PyTorch ratio (above 1: jaxseg is faster). Compilation and warm-up
-are excluded.
+Each model is paired with its PyTorch twin (`benchmarks/torch_models.py`, `--list` prints
+them); start-up asserts both have equally many parameters. The frameworks alternate round by
+round in one process; the report is median images/s, the jaxseg/PyTorch ratio (above 1: jaxseg
+is faster) and peak memory: for jaxseg XLA's compiled memory analysis (arguments + outputs +
+temporaries of the train step), for PyTorch the peak allocated CUDA memory on GPU and on CPU
+the growth of the process's peak RSS over the first train step (0 when an earlier model
+already raised the peak). With --device=cuda PyTorch runs channels_last under bf16 autocast
+and MFU is the train step's XLA cost-analysis FLOPs per second over --peak_tflops.
+Compilation and warm-up are excluded.
 """
 
 import argparse
 import platform
+import resource
 import statistics
 import time
 
@@ -20,111 +25,115 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
-import torchvision
-from torch import nn
 from torch.nn import functional as F
+from torch_models import NUM_CLASSES, PAIRS, Pair
 
 from jaxseg import losses, models
 
-NUM_CLASSES = 21
 
-
-class TorchPSPNet(nn.Module):
-    """PSPNet with jaxseg's layer layout: dilated ResNet-50, PPM (1, 2, 3, 6), 3x3 fuse, aux."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES):
-        super().__init__()
-        trunk = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True])
-        self.stem = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool)
-        self.layers = nn.ModuleList([trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4])
-        self.branches = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(2048, 512, 1, bias=False),
-                          nn.BatchNorm2d(512), nn.ReLU(inplace=True))
-            for b in (1, 2, 3, 6)
+def torch_runners(pair: Pair, images: np.ndarray, labels: np.ndarray, args):
+    """(train, infer, parameter count, peak bytes) of the PyTorch twin."""
+    device = torch.device(args.device)
+    model = pair.build().to(device)
+    count = sum(p.numel() for p in model.parameters())
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).to(device)
+    y = torch.from_numpy(labels).to(device)
+    if args.device == "cuda":
+        model, x = (
+            model.to(memory_format=torch.channels_last),
+            x.contiguous(memory_format=torch.channels_last),
         )
-        self.fuse = nn.Sequential(nn.Conv2d(4096, 512, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(512), nn.ReLU(inplace=True), nn.Dropout(0.1),
-                                  nn.Conv2d(512, num_classes, 1))
-        self.aux = torchvision.models.segmentation.fcn.FCNHead(1024, num_classes)
-
-    def forward(self, x):
-        size = x.shape[2:]
-        y = self.stem(x)
-        y = self.layers[1](self.layers[0](y))
-        aux = self.layers[2](y)
-        y = self.layers[3](aux)
-        pyramid = [y] + [F.interpolate(b(y), y.shape[2:], mode="bilinear", align_corners=True)
-                         for b in self.branches]
-        out = F.interpolate(self.fuse(torch.cat(pyramid, 1)), size, mode="bilinear",
-                            align_corners=True)
-        if not self.training:
-            return out
-        return out, F.interpolate(self.aux(aux), size, mode="bilinear", align_corners=True)
-
-
-def torch_model(name: str) -> nn.Module:
-    if name == "deeplab_v3":
-        return torchvision.models.segmentation.deeplabv3_resnet50(
-            weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=True)
-    return TorchPSPNet()
-
-
-def torch_runners(name: str, images: np.ndarray, labels: np.ndarray):
-    model = torch_model(name)
-    x, y = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()), torch.from_numpy(labels)
+    autocast = torch.autocast(args.device, torch.bfloat16, enabled=args.dtype == "bfloat16")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
 
     def train():
         model.train()
-        out = model(x)
-        main, aux = (out["out"], out["aux"]) if isinstance(out, dict) else out
-        loss = F.cross_entropy(main, y, ignore_index=255) + 0.4 * F.cross_entropy(
-            aux, y, ignore_index=255)
+        with autocast:
+            out = model(x)
+            out = (out["out"], out["aux"]) if isinstance(out, dict) else out
+            main, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(main.float(), y, ignore_index=255)
+            if aux is not None:
+                loss = loss + 0.4 * F.cross_entropy(aux.float(), y, ignore_index=255)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        sync()
 
     @torch.no_grad()
     def infer():
         model.eval()
-        out = model(x)
+        with autocast:
+            out = model(x)
         (out["out"] if isinstance(out, dict) else out).sum().item()
 
-    return train, infer
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    train()
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if args.device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    )
+    return train, infer, count, peak
 
 
-def jax_runners(name: str, images: np.ndarray, labels: np.ndarray):
-    model = models.create(name, num_classes=NUM_CLASSES, depth=50, output_stride=8, aux=True,
-                          **({"multi_grid": None} if name == "deeplab_v3" else {}))
-    x, y = jnp.asarray(images), jnp.asarray(labels)
+def jax_runners(pair: Pair, images: np.ndarray, labels: np.ndarray, args):
+    """(train, infer, parameter count, peak bytes, train-step FLOPs) of the jaxseg model."""
+    model = models.create(pair.model, num_classes=NUM_CLASSES, dtype=args.dtype, **pair.options)
+    device = jax.devices(args.device.replace("cuda", "gpu"))[0]
+    x, y = jax.device_put(jnp.asarray(images), device), jax.device_put(jnp.asarray(labels), device)
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+    count = sum(p.size for p in jax.tree_util.tree_leaves(variables["params"]))
+    stats_of = lambda v: v.get("batch_stats", {})  # noqa: E731
     tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.01, momentum=0.9))
-    state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+    state = (variables["params"], stats_of(variables), tx.init(variables["params"]))
 
-    @jax.jit
     def step(state, x, y, rng):
         params, stats, opt_state = state
 
         def loss_fn(p):
-            out, updates = model.apply({"params": p, "batch_stats": stats}, x, train=True,
-                                       mutable=["batch_stats"], rngs={"dropout": rng})
-            return losses.segmentation_loss(out, y, aux_weight=0.4)[0], updates["batch_stats"]
+            out, updates = model.apply(
+                {"params": p, "batch_stats": stats},
+                x,
+                train=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": rng},
+            )
+            loss = losses.segmentation_loss(out, y, aux_weight=0.4)[0]
+            return loss, updates.get("batch_stats", {})
 
         grads, new_stats = jax.grad(loss_fn, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), new_stats, opt_state
 
+    rng = jax.random.PRNGKey(1)
+    compiled = jax.jit(step).lower(state, x, y, rng).compile()
+    memory = compiled.memory_analysis()
+    peak = (
+        (memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes)
+        if memory is not None
+        else 0
+    )
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = (cost or {}).get("flops", 0.0)
     predict = jax.jit(lambda v, images: model.apply(v, images))
     holder = {"state": state}
 
     def train():
-        holder["state"] = step(holder["state"], x, y, jax.random.PRNGKey(1))
+        holder["state"] = compiled(holder["state"], x, y, rng)
         jax.block_until_ready(holder["state"])
 
     def infer():
         predict(variables, x).block_until_ready()
 
-    return train, infer
+    return train, infer, count, peak, flops
 
 
 def time_call(fn, repeats: int) -> float:
@@ -137,37 +146,91 @@ def time_call(fn, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="pspnet,deeplab_v3")
+    parser.add_argument("--models", default=",".join(PAIRS))
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=989.0,
+        help="the chip's dense bf16 peak for MFU (default: H200)",
+    )
+    parser.add_argument("--list", action="store_true", help="print models and references")
     args = parser.parse_args()
+    unknown = set(args.models.split(",")) - set(PAIRS)
+    if unknown:
+        parser.error(f"--models: unknown {sorted(unknown)}; known: {', '.join(PAIRS)}")
+    return args
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+
+def has_smp() -> bool:
+    try:
+        import segmentation_models_pytorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    args = parse_args()
+    if args.list:
+        for name, pair in PAIRS.items():
+            print(f"{name:<17} {pair.options or ''} vs {pair.reference}")
+        return
     rng = np.random.default_rng(0)
     images = rng.normal(size=(args.batch, args.size, args.size, 3)).astype(np.float32)
     labels = rng.integers(0, NUM_CLASSES, size=(args.batch, args.size, args.size))
-    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} "
-          f"{jax.default_backend()} device(s), torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads, jax {jax.__version__}")
-    print(f"batch {args.batch}, {args.size}x{args.size}, ResNet-50 output stride 8\n")
-    print(f"{'model':<11} {'mode':<6} {'jaxseg img/s':>13} {'PyTorch img/s':>14} {'ratio':>6}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {args.device}, torch "
+        f"{torch.__version__} with {torch.get_num_threads()} threads, jax {jax.__version__}"
+    )
+    print(f"batch {args.batch}, {args.size}x{args.size}, {args.dtype}\n")
+    print(
+        f"{'model':<17} {'mode':<6} {'jaxseg img/s':>13} {'PyTorch img/s':>14} {'ratio':>6} "
+        f"{'jax MiB':>8} {'torch MiB':>9} {'MFU':>6}"
+    )
+    smp_available = has_smp()
     for name in args.models.split(","):
-        runners = {"jax": jax_runners(name, images, labels),
-                   "torch": torch_runners(name, images, labels)}
+        pair = PAIRS[name]
+        if pair.needs_smp and not smp_available:
+            print(f"{name:<17} skipped: segmentation_models_pytorch is not installed")
+            continue
+        jax_train, jax_infer, jax_count, jax_peak, flops = jax_runners(pair, images, labels, args)
+        torch_train, torch_infer, torch_count, torch_peak = torch_runners(
+            pair, images, labels, args
+        )
+        if jax_count != torch_count:
+            raise SystemExit(
+                f"{name}: jaxseg has {jax_count} parameters, its PyTorch twin "
+                f"({pair.reference}) {torch_count}: not the same architecture"
+            )
+        runners = {"jax": (jax_train, jax_infer), "torch": (torch_train, torch_infer)}
         for mode in (0, 1):
-            for framework in runners.values():
-                framework[mode]()  # compile / warm up
+            for fns in runners.values():
+                fns[mode]()  # compile / warm up
             seconds = {"jax": [], "torch": []}
             for _ in range(args.rounds):
                 for framework, fns in runners.items():
                     seconds[framework].append(time_call(fns[mode], args.repeats))
             rate = {k: args.batch / statistics.median(v) for k, v in seconds.items()}
-            print(f"{name:<11} {('train', 'infer')[mode]:<6} {rate['jax']:>13.2f} "
-                  f"{rate['torch']:>14.2f} {rate['jax'] / rate['torch']:>6.2f}")
+            mfu = ""
+            if mode == 0 and args.device == "cuda":
+                mfu = f"{flops * rate['jax'] / args.batch / (args.peak_tflops * 1e12):>6.1%}"
+            memory = (
+                f"{jax_peak / 2**20:>8.0f} {torch_peak / 2**20:>9.0f}"
+                if mode == 0
+                else f"{'':>8} {'':>9}"
+            )
+            print(
+                f"{name:<17} {('train', 'infer')[mode]:<6} {rate['jax']:>13.2f} "
+                f"{rate['torch']:>14.2f} {rate['jax'] / rate['torch']:>6.2f} {memory} {mfu}"
+            )
 
 
 if __name__ == "__main__":
