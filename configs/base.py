@@ -40,7 +40,16 @@ def get_config() -> ConfigDict:
     c.warmup_steps = 0
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
-    c.class_weights = config_dict.placeholder(tuple)
+    c.class_weights = config_dict.placeholder(tuple)  # per class, for the cross-entropy losses
+    # (name, weight) pairs summed on every head; names: jaxseg.losses.LOSSES (cross_entropy,
+    # dice_loss, lovasz_softmax_loss, focal_loss, ohem_cross_entropy, top_k_cross_entropy).
+    c.losses = (("cross_entropy", 1.0),)
+    c.loss_options = ConfigDict()
+    c.loss_options.dice_smooth = 0.0  # added to Dice's numerator and denominator
+    c.loss_options.focal_gamma = 2.0  # focusing exponent of the focal loss
+    c.loss_options.ohem_thresh = 0.7  # OHEM keeps pixels whose target probability is below this
+    c.loss_options.ohem_min_kept = 100_000  # ... and at least this many per image
+    c.loss_options.top_k_percent = 0.25  # fraction of hardest pixels top_k_cross_entropy keeps
     c.dtype = "float32"
     c.seed = 0
     c.num_devices = config_dict.placeholder(int)

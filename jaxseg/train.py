@@ -84,7 +84,7 @@ def make_train_step(
     state_shardings: Any, mesh,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """A jitted SGD step on a global batch; the incoming state's buffers are donated."""
-    class_weights = None if config.class_weights is None else tuple(config.class_weights)
+    pixel_loss = losses.pixel_loss_from_config(config)
 
     def step_fn(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         dropout_rng = jax.random.fold_in(state.rng, state.step)
@@ -98,7 +98,7 @@ def make_train_step(
                 rngs={"dropout": dropout_rng},
             )
             loss, parts = losses.segmentation_loss(
-                outputs, batch["label"], aux_weight=config.aux_weight, class_weights=class_weights
+                outputs, batch["label"], aux_weight=config.aux_weight, pixel_loss=pixel_loss
             )
             logits, _ = losses.split_outputs(outputs)
             return loss, (parts, updates.get("batch_stats", {}), logits)
