@@ -34,10 +34,17 @@ def get_config() -> ConfigDict:
     c.num_steps = 30_000
     c.optimizer = "sgd"
     c.lr = 0.01
-    c.lr_power = 0.9
+    c.lr_schedule = "poly"  # poly, cosine, step or constant (jaxseg.optim.make_schedule)
+    c.lr_power = 0.9  # exponent of the poly schedule
+    c.lr_step_every = 0  # the step schedule multiplies the lr by lr_step_factor this often
+    c.lr_step_factor = 0.1
     c.momentum = 0.9
     c.weight_decay = 1e-4
-    c.warmup_steps = 0
+    c.warmup_steps = 0  # linear warm-up from 0 before the schedule
+    # (regex, lr multiplier, weight-decay multiplier) by parameter path ("head/classifier/bias");
+    # the first match wins, unmatched parameters get (1, 1): Caffe's lr_mult and decay_mult.
+    c.param_groups = ()
+    c.decay_norm_and_bias = True  # False: no weight decay on 1-D parameters (biases, BN)
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
     c.class_weights = config_dict.placeholder(tuple)  # per class, for the cross-entropy losses
