@@ -45,6 +45,11 @@ def get_config() -> ConfigDict:
     # the first match wins, unmatched parameters get (1, 1): Caffe's lr_mult and decay_mult.
     c.param_groups = ()
     c.decay_norm_and_bias = True  # False: no weight decay on 1-D parameters (biases, BN)
+    c.frozen_params = ()  # regexes of parameter paths never updated, e.g. (r"^backbone/layer1",)
+    c.train_batch_norm = True  # False: BatchNorm uses and keeps its running statistics
+    # Average the gradients of this many steps per update (optax.MultiSteps): num_steps and
+    # batch_size count micro-batches; BatchNorm statistics are per micro-batch.
+    c.grad_accum_steps = 1
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
     c.class_weights = config_dict.placeholder(tuple)  # per class, for the cross-entropy losses

@@ -39,13 +39,15 @@ def with_warmup(schedule: optax.Schedule, base_lr: float, warmup_steps: int) -> 
 def make_schedule(config: ConfigDict) -> optax.Schedule:
     """The schedule `config.lr_schedule` names, after `config.warmup_steps` of linear warm-up.
 
-    `poly`: power `lr_power` to 0 at `num_steps`; `cosine`: to 0 at `num_steps`; `step`: times
-    `lr_step_factor` every `lr_step_every` steps (Caffe's "step" policy); `constant`.
+    `poly`: power `lr_power` to 0 at the last update; `cosine`: to 0 at the last update; `step`:
+    times `lr_step_factor` every `lr_step_every` updates (Caffe's "step" policy); `constant`.
+    Steps count optimizer updates: `num_steps // grad_accum_steps`.
     """
     lr, warmup = config.lr, config.warmup_steps
-    decay_steps = max(config.num_steps - warmup, 1)
+    total = config.num_steps // config.grad_accum_steps
+    decay_steps = max(total - warmup, 1)
     if config.lr_schedule == "poly":
-        return poly_schedule(lr, config.num_steps, config.lr_power, warmup)
+        return poly_schedule(lr, total, config.lr_power, warmup)
     if config.lr_schedule == "cosine":
         schedule = optax.cosine_decay_schedule(lr, decay_steps)
     elif config.lr_schedule == "step":
@@ -68,34 +70,44 @@ def parameter_path(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
-def group_labels(params: Any, groups: tuple, decay_norm_and_bias: bool = True) -> Any:
-    """Label each parameter with the name of its group (its pattern, or `default`).
+def group_labels(
+    params: Any, groups: tuple, decay_norm_and_bias: bool = True, frozen: tuple = ()
+) -> Any:
+    """Label each parameter with the name of its group (its pattern, `default` or `frozen`).
 
     `groups` are `(pattern, lr_multiplier, weight_decay_multiplier)`; the first pattern found
     (`re.search`) in a parameter's path wins, others get `(1, 1)`. Without
     `decay_norm_and_bias`, parameters with fewer than 2 dimensions (biases, BatchNorm scales)
-    get no weight decay. A pattern that matches no parameter is an error.
+    get no weight decay. Parameters matching a `frozen` pattern are labelled `frozen`. A
+    pattern that matches no parameter is an error.
     """
+    frozen_patterns = [re.compile(pattern) for pattern in frozen]
     compiled = [re.compile(pattern) for pattern, _, _ in groups]
     used = set()
 
     def label(path, leaf) -> str:
-        name, group = parameter_path(path), "default"
-        for i, pattern in enumerate(compiled):
+        name = parameter_path(path)
+        for pattern in frozen_patterns:
+            if pattern.search(name):
+                used.add(pattern.pattern)
+                return "frozen"
+        group = "default"
+        for pattern in compiled:
             if pattern.search(name):
                 group = pattern.pattern
-                used.add(i)
+                used.add(group)
                 break
         if not decay_norm_and_bias and len(leaf.shape) < 2:
             group = f"{group} (no decay)"
         return group
 
     labels = jax.tree_util.tree_map_with_path(label, params)
-    for i, pattern in enumerate(compiled):
-        if i not in used:
+    for pattern in frozen_patterns + compiled:
+        if pattern.pattern not in used:
             example = parameter_path(jax.tree_util.tree_flatten_with_path(params)[0][0][0])
             raise ValueError(
-                f"config.param_groups pattern {pattern.pattern!r} matches no parameter; "
+                f"config.param_groups/frozen_params pattern {pattern.pattern!r} matches no "
+                "parameter; "
                 f"paths look like {example!r}"
             )
     return labels
@@ -120,24 +132,34 @@ def make_optimizer(config: ConfigDict) -> tuple[optax.GradientTransformation, op
     or AdamW; per parameter group (`config.param_groups`, `decay_norm_and_bias`) when set.
 
     Reads `config.optimizer` (`sgd` or `adamw`), `lr`, `momentum`, `weight_decay`, the schedule
-    fields (`make_schedule`), `grad_clip_norm` (0 disables).
+    fields (`make_schedule`), `grad_clip_norm` (0 disables), `frozen_params` (patterns of
+    parameters never updated) and `grad_accum_steps`: with k > 1, `optax.MultiSteps` averages
+    the gradients of k consecutive steps and updates once, so a batch of `batch_size` per step
+    trains as a global batch of k * `batch_size`. BatchNorm statistics are still those of
+    each micro-batch (and running statistics move every micro-step). The partial sum lives in
+    the optimizer state, so a checkpoint taken mid-cycle resumes exactly.
     """
     schedule = make_schedule(config)
     parts = []
     if config.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
-    groups = tuple(config.param_groups)
-    if not groups and config.decay_norm_and_bias:
+    groups, frozen = tuple(config.param_groups), tuple(config.frozen_params)
+    if not groups and not frozen and config.decay_norm_and_bias:
         parts.append(_base_optimizer(config, schedule, 1.0, 1.0))
     else:
 
         def labels(params):
-            return group_labels(params, groups, config.decay_norm_and_bias)
+            return group_labels(params, groups, config.decay_norm_and_bias, frozen)
 
         # Every label that could occur, so `multi_transform` has a transform for each.
         transforms = {}
         for group, lr_mult, decay_mult in [("default", 1.0, 1.0), *groups]:
             transforms[group] = _base_optimizer(config, schedule, lr_mult, decay_mult)
             transforms[f"{group} (no decay)"] = _base_optimizer(config, schedule, lr_mult, 0.0)
+        transforms["frozen"] = optax.set_to_zero()
         parts.append(optax.multi_transform(transforms, labels))
-    return optax.chain(*parts), schedule
+    tx = optax.chain(*parts)
+    if config.grad_accum_steps > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=config.grad_accum_steps)
+        tx = tx.gradient_transformation()
+    return tx, schedule

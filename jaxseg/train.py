@@ -24,6 +24,7 @@ from jaxseg import checkpoint, data, losses, optim, sharding
 from jaxseg.build import build_model
 from jaxseg.data import pipeline
 from jaxseg.evaluate import Evaluator
+from jaxseg.nn import norm
 from jaxseg.pretrained import load_initial_weights
 from jaxseg.summary import SummaryWriter
 
@@ -90,13 +91,14 @@ def make_train_step(
         dropout_rng = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
-            outputs, updates = model.apply(
-                {"params": params, "batch_stats": state.batch_stats},
-                batch["image"],
-                train=True,
-                mutable=["batch_stats"],
-                rngs={"dropout": dropout_rng},
-            )
+            with norm.frozen_statistics(not config.train_batch_norm):
+                outputs, updates = model.apply(
+                    {"params": params, "batch_stats": state.batch_stats},
+                    batch["image"],
+                    train=True,
+                    mutable=["batch_stats"],
+                    rngs={"dropout": dropout_rng},
+                )
             loss, parts = losses.segmentation_loss(
                 outputs, batch["label"], aux_weight=config.aux_weight, pixel_loss=pixel_loss
             )
