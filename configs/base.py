@@ -50,6 +50,8 @@ def get_config() -> ConfigDict:
     # Average the gradients of this many steps per update (optax.MultiSteps): num_steps and
     # batch_size count micro-batches; BatchNorm statistics are per micro-batch.
     c.grad_accum_steps = 1
+    # Keep ema = decay * ema + (1 - decay) * params after every step, in the checkpoint (0: off).
+    c.ema_decay = 0.0
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
     c.class_weights = config_dict.placeholder(tuple)  # per class, for the cross-entropy losses
@@ -87,5 +89,6 @@ def get_config() -> ConfigDict:
     c.eval.max_examples = 0
     c.eval.save_predictions = False
     c.eval.num_images_to_log = 4
+    c.eval.use_ema = True  # evaluate the parameters' moving average when one is kept
     c.lock()
     return c

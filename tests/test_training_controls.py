@@ -127,3 +127,32 @@ def test_frozen_parameters_do_not_move():
     updated, _ = _micro_steps(tx, grad_fn, params, tx.init(params), images, labels, [0])
     jax.tree.map(np.testing.assert_array_equal, updated["Conv_0"], params["Conv_0"])
     assert not np.allclose(updated["Conv_1"]["kernel"], params["Conv_1"]["kernel"])
+
+
+def test_ema_follows_its_formula_and_is_what_evaluation_loads(tmp_path):
+    config = quickstart.get_config()
+    config.model_kwargs.width, config.model_kwargs.head_features = 4, 8
+    config.dataset, config.crop_size, config.batch_size = "shapes/tiny", 48, 2
+    config.ema_decay = 0.6
+    num_classes, _ = data.dataset_info(config.dataset)
+    model, mesh = build_model(config, num_classes), sharding.make_mesh(1)
+    tx, schedule = optim.make_optimizer(config)
+    state, shardings = create_train_state(model, tx, config, mesh)
+    step = make_train_step(model, tx, schedule, config, shardings, mesh)
+    source = data.load_source(config.dataset, "train")
+    batches = iter(pipeline.train_dataset(source, global_batch_size=2, crop_size=48))
+    expected = jax.device_get(state.params)
+    for _ in range(3):
+        state, _ = step(state, sharding.to_global(next(batches), mesh))
+        params = jax.device_get(state.params)
+        expected = jax.tree.map(lambda e, p: 0.6 * e + 0.4 * p, expected, params)
+    ema = jax.device_get(state.ema_params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), ema, expected)
+    assert not np.allclose(jax.tree.leaves(ema)[0], jax.tree.leaves(params)[0])
+
+    manager = checkpoint.make_manager(tmp_path / "checkpoints", async_save=False)
+    checkpoint.save(manager, 3, state)
+    manager.close()
+    for use_ema, wanted in ((True, ema), (False, params)):
+        loaded = checkpoint.load_variables(tmp_path, use_ema=use_ema)["params"]
+        jax.tree.map(np.testing.assert_array_equal, jax.device_get(loaded), wanted)
