@@ -21,6 +21,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Folder with checkpoints/ and mo
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
 _SCALES = flags.DEFINE_list("scales", ["1.0"], "Input scales whose predictions are averaged.")
 _FLIP = flags.DEFINE_bool("flip", False, "Also average the mirrored image's prediction.")
+_USE_EMA = flags.DEFINE_bool(
+    "use_ema", True, "Predict with the parameters' moving average when the checkpoint keeps one."
+)
 flags.mark_flags_as_required(["workdir", "out"])
 
 
@@ -29,7 +32,7 @@ def _predict(paths: list[str]) -> None:
     if spec is None:
         raise FileNotFoundError(f"{Path(_WORKDIR.value) / checkpoint.MODEL_SPEC} not found")
     model = model_from_spec(spec)
-    variables = checkpoint.load_variables(_WORKDIR.value)
+    variables = checkpoint.load_variables(_WORKDIR.value, use_ema=_USE_EMA.value)
     out = Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
     scales = tuple(float(s) for s in _SCALES.value)

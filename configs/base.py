@@ -35,13 +35,36 @@ def get_config() -> ConfigDict:
     c.num_steps = 30_000
     c.optimizer = "sgd"
     c.lr = 0.01
-    c.lr_power = 0.9
+    c.lr_schedule = "poly"  # poly, cosine, step or constant (jaxseg.optim.make_schedule)
+    c.lr_power = 0.9  # exponent of the poly schedule
+    c.lr_step_every = 0  # the step schedule multiplies the lr by lr_step_factor this often
+    c.lr_step_factor = 0.1
     c.momentum = 0.9
     c.weight_decay = 1e-4
-    c.warmup_steps = 0
+    c.warmup_steps = 0  # linear warm-up from 0 before the schedule
+    # (regex, lr multiplier, weight-decay multiplier) by parameter path ("head/classifier/bias");
+    # the first match wins, unmatched parameters get (1, 1): Caffe's lr_mult and decay_mult.
+    c.param_groups = ()
+    c.decay_norm_and_bias = True  # False: no weight decay on 1-D parameters (biases, BN)
+    c.frozen_params = ()  # regexes of parameter paths never updated, e.g. (r"^backbone/layer1",)
+    c.train_batch_norm = True  # False: BatchNorm uses and keeps its running statistics
+    # Average the gradients of this many steps per update (optax.MultiSteps): num_steps and
+    # batch_size count micro-batches; BatchNorm statistics are per micro-batch.
+    c.grad_accum_steps = 1
+    # Keep ema = decay * ema + (1 - decay) * params after every step, in the checkpoint (0: off).
+    c.ema_decay = 0.0
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
-    c.class_weights = config_dict.placeholder(tuple)
+    c.class_weights = config_dict.placeholder(tuple)  # per class, for the cross-entropy losses
+    # (name, weight) pairs summed on every head; names: jaxseg.losses.LOSSES (cross_entropy,
+    # dice_loss, lovasz_softmax_loss, focal_loss, ohem_cross_entropy, top_k_cross_entropy).
+    c.losses = (("cross_entropy", 1.0),)
+    c.loss_options = ConfigDict()
+    c.loss_options.dice_smooth = 0.0  # added to Dice's numerator and denominator
+    c.loss_options.focal_gamma = 2.0  # focusing exponent of the focal loss
+    c.loss_options.ohem_thresh = 0.7  # OHEM keeps pixels whose target probability is below this
+    c.loss_options.ohem_min_kept = 100_000  # ... and at least this many per image
+    c.loss_options.top_k_percent = 0.25  # fraction of hardest pixels top_k_cross_entropy keeps
     # Compute dtype: "float32", or "bfloat16" (mixed precision: float32 parameters, optimizer
     # state, BatchNorm statistics, softmax and loss; bf16 activations and convolutions).
     c.dtype = "float32"
@@ -74,5 +97,6 @@ def get_config() -> ConfigDict:
     c.eval.max_examples = 0
     c.eval.save_predictions = False
     c.eval.num_images_to_log = 4
+    c.eval.use_ema = True  # evaluate the parameters' moving average when one is kept
     c.lock()
     return c

@@ -3,8 +3,9 @@ multi-scale inputs (1, 0.75, 0.5) fused by max.
 
 The authors' VOC recipe: crop 321, batch 10, lr 2.5e-4 with poly decay (power 0.9), momentum
 0.9, weight decay 5e-4, 20K iterations, random scaling 0.5-1.5 and flips; the loss sums every
-scale's cross-entropy and the fused one's (`aux_weight=1`). Not reproduced: the 10x learning
-rate of the classifier. `--config.eval.crf=True` adds the paper's dense CRF at evaluation.
+scale's cross-entropy and the fused one's (`aux_weight=1`); the ASPP classifier learns at 10x
+(weights) and 20x (biases, without weight decay). `--config.eval.crf=True` adds the paper's
+dense CRF at evaluation.
 """
 
 from ml_collections import ConfigDict
@@ -21,6 +22,7 @@ def get_config() -> ConfigDict:
     c.scale_range = (0.5, 1.5)
     c.batch_size = 10
     c.lr = 2.5e-4
+    c.param_groups = ((r"^aspp/.*/kernel$", 10.0, 1.0), (r"^aspp/.*/bias$", 20.0, 0.0))
     c.weight_decay = 5e-4
     c.num_steps = 20_000
     c.aux_weight = 1.0

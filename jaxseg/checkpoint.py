@@ -81,11 +81,14 @@ def read_model_spec(workdir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def load_variables(workdir: str | Path, sharding=None, step: int | None = None) -> dict:
+def load_variables(
+    workdir: str | Path, sharding=None, step: int | None = None, *, use_ema: bool = False
+) -> dict:
     """`{"params", "batch_stats"}` of the latest (or `step`) checkpoint under `workdir`.
 
     Works for training folders and for folders written by `python -m jaxseg.convert`.
-    Arrays are placed with `sharding` (replicated on the default device if None).
+    Arrays are placed with `sharding` (replicated on the default device if None). With
+    `use_ema`, the parameters are the moving average the checkpoint keeps, if it keeps one.
     """
     directory = Path(workdir) / "checkpoints"
     manager = (
@@ -109,4 +112,5 @@ def load_variables(workdir: str | Path, sharding=None, step: int | None = None) 
     )
     manager.close()
     state = restored[STATE]
-    return {"params": state["params"], "batch_stats": state.get("batch_stats", {})}
+    params = state.get("ema_params") if use_ema and state.get("ema_params") else state["params"]
+    return {"params": params, "batch_stats": state.get("batch_stats", {})}

@@ -215,7 +215,9 @@ def evaluate_workdir(
     num_classes, class_names = data.dataset_info(config.dataset)
     model = model_for_workdir(config, workdir, num_classes)
     mesh = sharding.make_mesh(config.num_devices)
-    variables = checkpoint.load_variables(workdir, sharding.replicated(mesh))
+    variables = checkpoint.load_variables(
+        workdir, sharding.replicated(mesh), use_ema=config.eval.use_ema
+    )
     source = data.load_source(config.dataset, config.eval_split, config.data_dir)
     evaluator = Evaluator(model, config, mesh, source, class_names)
     summary = evaluator.run(variables, prediction_dir=prediction_dir)

@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 from ml_collections import ConfigDict
@@ -70,4 +71,6 @@ def load_initial_weights(state: Any, config: ConfigDict) -> Any:
             params={**state.params, "backbone": params},
             batch_stats={**state.batch_stats, "backbone": stats},
         )
+    if state.ema_params:  # the average starts from the loaded weights (a copy: no aliasing)
+        state = state.replace(ema_params=jax.tree.map(jnp.copy, state.params))
     return state

@@ -24,6 +24,7 @@ from jaxseg import checkpoint, data, losses, optim, sharding
 from jaxseg.build import build_model
 from jaxseg.data import pipeline
 from jaxseg.evaluate import Evaluator
+from jaxseg.nn import norm
 from jaxseg.pretrained import load_initial_weights
 from jaxseg.summary import SummaryWriter
 
@@ -43,11 +44,17 @@ class TrainState:
     batch_stats: Any
     opt_state: Any
     rng: jax.Array
+    ema_params: Any  # exponential moving average of `params`; {} when config.ema_decay is 0
 
     @property
     def variables(self) -> dict:
         """The model variables in the form `module.apply` takes."""
         return {"params": self.params, "batch_stats": self.batch_stats}
+
+    def eval_variables(self, use_ema: bool) -> dict:
+        """The variables to evaluate: with `use_ema`, the averaged parameters when kept."""
+        params = self.ema_params if use_ema and self.ema_params else self.params
+        return {"params": params, "batch_stats": self.batch_stats}
 
 
 def create_train_state(
@@ -70,6 +77,7 @@ def create_train_state(
             batch_stats=variables.get("batch_stats", {}),
             opt_state=tx.init(params),
             rng=state_rng,
+            ema_params=params if config.ema_decay > 0 else {},
         )
 
     rng = jax.random.PRNGKey(config.seed)
@@ -83,21 +91,22 @@ def make_train_step(
     state_shardings: Any, mesh,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """A jitted SGD step on a global batch; the incoming state's buffers are donated."""
-    class_weights = None if config.class_weights is None else tuple(config.class_weights)
+    pixel_loss = losses.pixel_loss_from_config(config)
 
     def step_fn(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         dropout_rng = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
-            outputs, updates = model.apply(
-                {"params": params, "batch_stats": state.batch_stats},
-                batch["image"],
-                train=True,
-                mutable=["batch_stats"],
-                rngs={"dropout": dropout_rng},
-            )
+            with norm.frozen_statistics(not config.train_batch_norm):
+                outputs, updates = model.apply(
+                    {"params": params, "batch_stats": state.batch_stats},
+                    batch["image"],
+                    train=True,
+                    mutable=["batch_stats"],
+                    rngs={"dropout": dropout_rng},
+                )
             loss, parts = losses.segmentation_loss(
-                outputs, batch["label"], aux_weight=config.aux_weight, class_weights=class_weights
+                outputs, batch["label"], aux_weight=config.aux_weight, pixel_loss=pixel_loss
             )
             logits, _ = losses.split_outputs(outputs)
             return loss, (parts, updates.get("batch_stats", {}), logits)
@@ -107,6 +116,9 @@ def make_train_step(
         )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        ema_params = state.ema_params
+        if config.ema_decay > 0:  # ema = decay * ema + (1 - decay) * params
+            ema_params = optax.incremental_update(params, ema_params, 1.0 - config.ema_decay)
         labelled = batch["label"] != losses.IGNORE_LABEL
         correct = (jnp.argmax(logits, -1) == batch["label"]) & labelled
         metrics = {
@@ -117,7 +129,8 @@ def make_train_step(
             "pixel_accuracy": correct.sum() / jnp.maximum(labelled.sum(), 1),
         }
         new_state = state.replace(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state,
+            ema_params=ema_params,
         )
         return new_state, metrics
 
@@ -229,7 +242,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
                 progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
                 writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
             if evaluator and (step % config.eval_every == 0 or last):
-                history = evaluator.run(state.variables)
+                history = evaluator.run(state.eval_variables(config.eval.use_ema))
                 writer.evaluation(step, history, evaluator.panels)
             if save_now:
                 checkpoint.save(manager, step, state, data_iter)

@@ -1,11 +1,26 @@
 """Batch normalisation that reproduces torch.nn.BatchNorm2d in both modes."""
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
+
+_FROZEN = contextvars.ContextVar("frozen_batch_norm", default=False)
+
+
+@contextlib.contextmanager
+def frozen_statistics(frozen: bool = True) -> Iterator[None]:
+    """While tracing inside, every `BatchNorm` normalises with its running statistics and leaves
+    them unchanged, also in train mode (small-batch fine-tuning; DeepLab's frozen BatchNorm)."""
+    token = _FROZEN.set(frozen)
+    try:
+        yield
+    finally:
+        _FROZEN.reset(token)
 
 
 class BatchNorm(nn.Module):
@@ -16,7 +31,7 @@ class BatchNorm(nn.Module):
     m * batch) using the *unbiased* variance, as PyTorch does. Statistics are float32 (float64
     for float64 inputs) and taken over the whole (global, when sharded under jit) batch.
     Variables: params {scale, bias}, batch_stats {mean, var}. Running stats are not updated
-    during `init`.
+    during `init`, nor under `frozen_statistics()`.
     """
 
     use_running_average: bool | None = None
@@ -31,8 +46,9 @@ class BatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, use_running_average: bool | None = None) -> jnp.ndarray:
-        use_running_average = nn.merge_param(
-            "use_running_average", self.use_running_average, use_running_average
+        use_running_average = (
+            nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+            or _FROZEN.get()
         )
         features = x.shape[-1]
         running_mean = self.variable(

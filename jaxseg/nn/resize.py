@@ -5,7 +5,10 @@ matrices applied with einsum: cheap, differentiable and free of the antialiasing
 `jax.image.resize` applies when shrinking.
 """
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -126,6 +129,33 @@ def _pool_padding(
     return window, strides, spec, extras
 
 
+_PLANAR_POOLING = contextvars.ContextVar("planar_pooling", default=False)
+
+
+@contextlib.contextmanager
+def planar_pooling() -> Iterator[None]:
+    """While tracing inside, pooling windows run over (B * C, H, W) planes instead of NHWC.
+
+    The same numbers; ONNX exporters turn this into a MaxPool/AveragePool onnxruntime accepts
+    (a 4-D NHWC window becomes a 4-D pooling kernel, which it rejects).
+    """
+    token = _PLANAR_POOLING.set(True)
+    try:
+        yield
+    finally:
+        _PLANAR_POOLING.reset(token)
+
+
+def _reduce_window_hw(x: jax.Array, init, op, window, strides, spec) -> jax.Array:
+    """`lax.reduce_window` over the H and W axes of NHWC `x` (`spec`: per-axis padding)."""
+    if not _PLANAR_POOLING.get():
+        return lax.reduce_window(x, init, op, (1, *window, 1), (1, *strides, 1), spec)
+    batch, _, _, channels = x.shape
+    planes = x.transpose(0, 3, 1, 2).reshape(batch * channels, *x.shape[1:3])
+    pooled = lax.reduce_window(planes, init, op, (1, *window), (1, *strides), spec[:3])
+    return pooled.reshape(batch, channels, *pooled.shape[1:]).transpose(0, 2, 3, 1)
+
+
 def max_pool(
     x: jax.Array,
     kernel_size: IntPair,
@@ -135,7 +165,7 @@ def max_pool(
 ) -> jax.Array:
     """NHWC max pooling as torch.nn.MaxPool2d (padding counts as -inf)."""
     window, strides, spec, _ = _pool_padding(x, kernel_size, stride, padding, ceil_mode)
-    return lax.reduce_window(x, -jnp.inf, lax.max, (1, *window, 1), (1, *strides, 1), spec)
+    return _reduce_window_hw(x, -jnp.inf, lax.max, window, strides, spec)
 
 
 def _window_counts(
@@ -161,9 +191,7 @@ def avg_pool(
 ) -> jax.Array:
     """NHWC average pooling as torch.nn.AvgPool2d, including its divisor rules."""
     window, strides, spec, extras = _pool_padding(x, kernel_size, stride, padding, ceil_mode)
-    sums = lax.reduce_window(
-        x, 0.0, lax.add, (1, *window, 1), (1, *strides, 1), spec
-    )
+    sums = _reduce_window_hw(x, 0.0, lax.add, window, strides, spec)
     counts = [
         _window_counts(n, k, s, p, e, count_include_pad)
         for n, k, s, p, e in zip(x.shape[1:3], window, strides, as_pair(padding), extras,

@@ -11,8 +11,8 @@ import optax
 import torch
 import torch.nn.functional as F
 from flax import linen as nn
-from ml_collections import ConfigDict
 
+from configs import base
 from jaxseg import losses, optim
 from jaxseg.convert import from_torch
 
@@ -131,11 +131,8 @@ def _torch_train_step(model: torch.nn.Module, images, labels) -> dict:
 
 def _jax_train_step(module, variables: dict, images: np.ndarray, labels: np.ndarray) -> dict:
     """One step of jaxseg's SGD (`optim.make_optimizer`) with dropout off."""
-    config = ConfigDict(
-        dict(
-            optimizer="sgd", num_steps=100, lr_power=0.9, warmup_steps=0, grad_clip_norm=0.0, **SGD
-        )
-    )
+    config = base.get_config()
+    config.update(dict(optimizer="sgd", num_steps=100, warmup_steps=0, grad_clip_norm=0.0, **SGD))
     tx, _ = optim.make_optimizer(config)
 
     def loss_fn(params):

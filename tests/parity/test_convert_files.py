@@ -61,6 +61,7 @@ def _zero_state(module) -> TrainState:
         batch_stats=variables.get("batch_stats", {}),
         opt_state=None,
         rng=None,
+        ema_params={},
     )
 
 

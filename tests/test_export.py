@@ -1,0 +1,83 @@
+"""Exported StableHLO and ONNX files reproduce jaxseg's logits, at another batch size than
+the one the export checked, for the quickstart (PSPNet), DeepLab v3 and U-Net families."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseg import checkpoint, export, models
+
+SIZE = 40
+FAMILIES = {
+    "pspnet": dict(depth=18, output_stride=8, width=4, head_features=8, bins=(1, 2, 3, 6)),
+    "deeplab_v3": dict(depth=18, output_stride=16, width=4, aspp_features=8, multi_grid=None),
+    "unet": dict(features=(4, 8, 16)),
+}
+
+
+def _model(name: str):
+    model = models.create(name, num_classes=3, **FAMILIES[name])
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, SIZE, SIZE, 3)), train=False)
+    return model, variables
+
+
+def _run(fmt: str, serialized: bytes, images: np.ndarray) -> np.ndarray:
+    if fmt == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(serialized, providers=["CPUExecutionProvider"])
+        return session.run(None, {"images": images})[0]
+    return np.asarray(jax.export.deserialize(serialized).call(images))
+
+
+@pytest.mark.parametrize("fmt", ["stablehlo", "onnx"])
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_export_reproduces_logits(name, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("jax2onnx")
+    model, variables = _model(name)
+    serialized, error = export.export_model(model, variables, fmt, SIZE, SIZE, batch=1)
+    assert error < export.MAX_RELATIVE_ERROR
+    images = np.random.default_rng(5).normal(size=(3, SIZE, SIZE, 3)).astype(np.float32)
+    expected = np.asarray(model.apply(variables, images, train=False))
+    got = _run(fmt, serialized, images)
+    assert got.shape == expected.shape == (3, SIZE, SIZE, 3)
+    assert export.relative_error(got, expected) < export.MAX_RELATIVE_ERROR
+
+
+def test_export_workdir_writes_a_reloadable_file(tmp_path):
+    model, variables = _model("unet")
+    checkpoint.write_model_spec(tmp_path, "unet", 3, FAMILIES["unet"])
+    manager = checkpoint.make_manager(tmp_path / "checkpoints", async_save=False)
+    checkpoint.save(manager, 0, variables)
+    manager.close()
+    out = tmp_path / "unet.stablehlo"
+    summary = export.export_workdir(tmp_path, "stablehlo", out, SIZE, SIZE, batch=2)
+    assert "max relative error" in summary
+    images = np.zeros((2, SIZE, SIZE, 3), np.float32)
+    np.testing.assert_allclose(
+        _run("stablehlo", out.read_bytes(), images),
+        np.asarray(model.apply(variables, images, train=False)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_unknown_format_and_missing_workdir_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.json not found"):
+        export.export_workdir(tmp_path, "onnx", tmp_path / "x.onnx", SIZE, SIZE)
+    model, variables = _model("unet")
+    with pytest.raises(ValueError, match="--format=tflite: expected one of onnx, stablehlo"):
+        export.export_model(model, variables, "tflite", SIZE, SIZE)
+
+
+@pytest.mark.parametrize("pool", ["max_pool", "avg_pool"])
+def test_planar_pooling_gives_the_same_numbers(pool):
+    from jaxseg.nn import resize
+
+    x = np.random.default_rng(0).normal(size=(2, 11, 9, 5)).astype(np.float32)
+    fn = getattr(resize, pool)
+    expected = fn(x, 3, 2, 1, ceil_mode=True)
+    with resize.planar_pooling():
+        got = jax.jit(lambda v: fn(v, 3, 2, 1, ceil_mode=True))(x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6, atol=1e-6)
