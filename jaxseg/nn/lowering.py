@@ -167,8 +167,11 @@ def pointwise_conv2d(x, kernel, stride, padding, precision=None) -> jax.Array:
 
 
 def depthwise_conv2d(x, kernel, stride, padding, dilation) -> jax.Array:
-    """Depthwise k x k convolution as k*k shifted per-channel multiply-adds (one fusion)."""
+    """Depthwise k x k convolution as k*k shifted per-channel multiply-adds (one fusion); a
+    channel multiplier m repeats each input channel m times (grouped outputs are contiguous)."""
     out_hw = _out_hw(x, kernel, stride, padding, dilation)
+    if kernel.shape[-1] != x.shape[-1]:
+        x = jnp.repeat(x, kernel.shape[-1] // x.shape[-1], axis=-1)
     taps = _taps(_padded(x, padding), kernel.shape[:2], stride, dilation, out_hw)
     weights = kernel.reshape(-1, kernel.shape[-1])
     return functools.reduce(jnp.add, [tap * weights[i] for i, tap in enumerate(taps)])
