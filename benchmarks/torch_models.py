@@ -148,7 +148,6 @@ class Pair:
     options: dict[str, Any]
     reference: str
     build: Callable[[], nn.Module]
-    aux: bool = False
     needs_smp: bool = False
 
 
@@ -161,7 +160,6 @@ PAIRS: dict[str, Pair] = {
         lambda: torchvision.models.segmentation.deeplabv3_resnet50(
             weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=True
         ),
-        aux=True,
     ),
     "deeplab_v3plus": Pair(
         "deeplab_v3plus",
@@ -175,7 +173,6 @@ PAIRS: dict[str, Pair] = {
         dict(depth=50, output_stride=8, aux=True),
         "torchvision dilated resnet50 + PPM built here",
         TorchPSPNet,
-        aux=True,
     ),
     "fcn_resnet": Pair(
         "fcn_resnet",
@@ -184,7 +181,6 @@ PAIRS: dict[str, Pair] = {
         lambda: torchvision.models.segmentation.fcn_resnet50(
             weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=True
         ),
-        aux=True,
     ),
     "unet": Pair(
         "unet",
