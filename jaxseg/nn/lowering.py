@@ -109,6 +109,8 @@ def drop_padding_taps(
         lo, hi = padding[axis]
         s, d = stride[axis], dilation[axis]
         out = _output_size(size, (lo, hi), k, s, d)
+        if out <= 0:  # an empty output: nothing to drop, lax reports or returns it as is
+            return x, kernel, list(padding)
         # Tap t reads padded rows o*s + t*d for o in [0, out); live if any lands in the image.
         live = [t for t in range(k) if t * d < lo + size and (out - 1) * s + t * d >= lo]
         first, last = live[0], live[-1]
