@@ -40,9 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def prepare(name: str, manual_dir: str | None = None, data_dir: str | None = None) -> str:
     """Prepares dataset `name` (reading archives from `manual_dir`); returns a summary."""
-    if manual_dir is not None and not Path(manual_dir).expanduser().is_dir():
-        raise FileNotFoundError(f"--manual_dir {manual_dir} is not a folder.")
     builder = data.get_builder(name, data_dir)
+    if manual_dir is not None:
+        folder = Path(manual_dir).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--manual_dir {manual_dir} is not a folder.")
+        if not any(folder.iterdir()):
+            instructions = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", "")
+            raise FileNotFoundError(f"--manual_dir {manual_dir} is empty. {instructions}".strip())
     builder.download_and_prepare(
         file_format=data.FILE_FORMAT,
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
