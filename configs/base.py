@@ -40,7 +40,7 @@ def get_config() -> ConfigDict:
     c.warmup_steps = 0
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
-    c.class_weights = config_dict.placeholder(tuple)
+    c.class_weights = config_dict.placeholder(tuple)  # one weight >= 0 per class, or None
     c.dtype = "float32"
     c.seed = 0
     c.num_devices = config_dict.placeholder(int)
@@ -48,15 +48,15 @@ def get_config() -> ConfigDict:
     c.init_from = config_dict.placeholder(str)
     c.backbone_init = config_dict.placeholder(str)
 
-    c.log_every = 20
+    c.log_every = 20  # also how often processes agree on a stop signal
     c.checkpoint_every = 1000
     c.keep_checkpoints = 3
     c.eval_every = 0
 
     c.eval = ConfigDict()
-    c.eval.batch_size = 4
+    c.eval.batch_size = 4  # global: a multiple of the device and process counts
     c.eval.pad_size = (512, 512)
-    c.eval.scales = (1.0,)
+    c.eval.scales = (1.0,)  # each above 0
     c.eval.flip = False
     c.eval.sliding_window = False
     c.eval.window_size = 513

@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,6 +73,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(f"error: bad --config override: no such field {detail}")
 
 
+_ABORT_GRACE_S = 30
+"""The coordination client aborts the process (no Python error) when joining times out; it
+is given this much longer than our own timer, which exits first with a readable message."""
+
+
 def initialize_distributed() -> None:
     """Join the multi-host job when `--distributed` is given; a no-op otherwise.
 
@@ -79,25 +85,32 @@ def initialize_distributed() -> None:
     with a message naming the coordinator.
     """
     flag_values = flags.FLAGS
-    if flag_values.distributed:
-        # CPU processes need a collectives backend to form one global device mesh.
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        timeout = flag_values.initialization_timeout
-        try:
-            jax.distributed.initialize(
-                coordinator_address=flag_values.coordinator_address,
-                num_processes=flag_values.num_processes,
-                process_id=flag_values.process_id,
-                initialization_timeout=timeout,
-                heartbeat_timeout_seconds=flag_values.heartbeat_timeout,
-            )
-        except Exception as error:  # jax raises a bare runtime error of the coordination service
-            _exit_now(
-                f"error: process {flag_values.process_id} could not join the "
-                f"{flag_values.num_processes} processes of coordinator "
-                f"{flag_values.coordinator_address} within --initialization_timeout={timeout} s "
-                f"({_first_line(error)}); start every process, or check the address"
-            )
+    if not flag_values.distributed:
+        return
+    # CPU processes need a collectives backend to form one global device mesh.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    timeout = flag_values.initialization_timeout
+    message = (
+        f"error: process {flag_values.process_id} could not join the "
+        f"{flag_values.num_processes} processes of coordinator {flag_values.coordinator_address} "
+        f"within --initialization_timeout={timeout} s; start every process (same command, each "
+        "with its --process_id), or check the address and port"
+    )
+    watchdog = threading.Timer(timeout, _exit_now, args=(message,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        jax.distributed.initialize(
+            coordinator_address=flag_values.coordinator_address,
+            num_processes=flag_values.num_processes,
+            process_id=flag_values.process_id,
+            initialization_timeout=timeout + _ABORT_GRACE_S,
+            heartbeat_timeout_seconds=flag_values.heartbeat_timeout,
+        )
+    except Exception as error:  # e.g. an address that does not parse
+        _exit_now(f"{message} ({_first_line(error)})")
+    finally:
+        watchdog.cancel()
 
 
 def _first_line(error: BaseException) -> str:
