@@ -178,19 +178,23 @@ class _StopRequest:
 
 
 @jax.jit
-def _first_non_finite(first: jax.Array, loss: jax.Array, step: jax.Array) -> jax.Array:
-    return jnp.where((first < 0) & ~jnp.isfinite(loss), step, first)
+def _first_non_finite(first: jax.Array, loss: jax.Array, params: Any, step: jax.Array):
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(params)])
+    )
+    return jnp.where((first < 0) & ~finite, step, first)
 
 
 class _FiniteWatch:
-    """Notes on device the first step whose loss is not finite: every step is checked without
-    waiting for the device; the host reads the result only before logging or saving."""
+    """Notes on device the first step whose loss or updated parameters are not finite: every
+    step is checked without waiting for the device; the host reads the result only before
+    logging or saving."""
 
     def __init__(self):
         self.first = -1
 
-    def update(self, loss: jax.Array, step: int) -> None:
-        self.first = _first_non_finite(self.first, loss, step)
+    def update(self, loss: jax.Array, params: Any, step: int) -> None:
+        self.first = _first_non_finite(self.first, loss, params, step)
 
     def check(self, manager) -> None:
         first = int(jax.device_get(self.first))
@@ -202,10 +206,11 @@ class _FiniteWatch:
             if saved is not None
             else "no checkpoint was saved before it"
         )
+        then = "resume" if saved is not None else "start again"
         raise NonFiniteLossError(
-            f"the loss became NaN or infinite at step {first}; nothing from that step on was "
-            f"saved and {where}. Lower config.lr or set config.grad_clip_norm, then rerun the "
-            f"same command to {'resume' if saved is not None else 'start again'}."
+            f"the loss or the parameters became NaN or infinite at step {first}; nothing from "
+            f"that step on was saved and {where}. Lower config.lr or set "
+            f"config.grad_clip_norm, then rerun the same command to {then}."
         )
 
 
@@ -285,7 +290,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
         for step in range(start + 1, config.num_steps + 1):
             batch = sharding.to_global(next(data_iter), mesh)
             state, metrics = train_step(state, batch)
-            finite.update(metrics["loss"], step)
+            finite.update(metrics["loss"], state.params, step)
             progress.update(1)
             last = step == config.num_steps
             log_now = step % config.log_every == 0 or last

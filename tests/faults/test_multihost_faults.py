@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from jaxseg import checkpoint
 from tests.faults.test_stop_cli import _latest_step, _wait_for
 from tests.test_multihost import _free_port
 from tests.test_train import REPO, _flat_params
@@ -60,6 +61,7 @@ def test_sigterm_to_one_process_stops_both_at_one_saved_step(tmp_path):
     pair = _start_pair(workdir, data_dir)
     for process, stderr in zip(pair, _finish(pair), strict=True):
         assert process.returncode == 0, stderr[-3000:]
+    assert not (workdir / checkpoint.DAMAGED_DIR).exists(), "every joint save must verify"
     expected, resumed = _flat_params(straight), _flat_params(workdir)
     for name, value in expected.items():
         assert (resumed[name] == value).all(), name

@@ -55,6 +55,7 @@ def test_sigterm_then_kill_9_at_random_moments_then_rerun_equals_straight_run(tm
         assert _latest_step(workdir) >= stopped_at, "a kill lost a saved step"
 
     _run(command)
+    assert not (workdir / checkpoint.DAMAGED_DIR).exists()
     straight, resumed = _flat_params(tmp_path / "straight"), _flat_params(workdir)
     assert straight.keys() == resumed.keys()
     for name, value in straight.items():

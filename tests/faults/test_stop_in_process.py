@@ -3,6 +3,7 @@ says it stopped early, and rerunning ends with the weights of an uninterrupted r
 
 import signal
 
+import jax
 import numpy as np
 import pytest
 
@@ -86,7 +87,7 @@ def test_failing_evaluation_keeps_the_step_it_evaluated(tmp_path, monkeypatch):
 
 
 def _first_non_finite_step(config) -> int:
-    """The first step whose loss is not finite, found by stepping by hand."""
+    """The first step whose loss or parameters are not finite, found by stepping by hand."""
     from jaxseg import data, optim, sharding
     from jaxseg.build import build_model
     from jaxseg.data import pipeline
@@ -103,9 +104,10 @@ def _first_non_finite_step(config) -> int:
     ))  # fmt: skip
     for step in range(1, config.num_steps + 1):
         state, metrics = step_fn(state, sharding.to_global(next(batches), mesh))
-        if not np.isfinite(float(metrics["loss"])):
+        leaves = [np.asarray(x) for x in jax.tree.leaves(state.params)]
+        if not (np.isfinite(float(metrics["loss"])) and all(np.isfinite(x).all() for x in leaves)):
             return step
-    raise AssertionError("the loss stayed finite")
+    raise AssertionError("the loss and the parameters stayed finite")
 
 
 def test_non_finite_loss_names_its_step_and_what_was_saved(tmp_path):
