@@ -3,7 +3,8 @@
 The loop reads top to bottom: set up (model, optimizer, mesh, data), restore (state and data
 position from the latest checkpoint), loop (step, log, evaluate, checkpoint), save. Rerunning
 the same command after a crash or a kill continues from the last checkpoint at the same
-step and data position; on CPU the result equals an uninterrupted run bit for bit.
+step and data position; on CPU the result equals an uninterrupted run bit for bit. A stop
+signal saves the step reached, on every process together, and raises `StoppedEarlyError`.
 """
 
 import contextlib
