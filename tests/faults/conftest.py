@@ -1,5 +1,7 @@
 """Shared set-up of the fault-injection tests: a tiny quick-start run and its final weights."""
 
+import os
+
 import jax
 import pytest
 
@@ -7,6 +9,7 @@ from jaxseg.train import train_and_evaluate
 from tests.test_train import _flat_params, _tiny_config
 
 STEPS = 6
+_CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
 
 
 def tiny_config(**fields):
@@ -29,9 +32,19 @@ def assert_same_params(workdir, expected: dict) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _compilation_cache(tmp_path_factory):
-    """Runs of one config compile identical programs; compile them once per test session."""
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
+    """Runs of one config compile identical programs; compile them once per test session, in
+    this process and in the training processes the tests start."""
+    cache = str(tmp_path_factory.mktemp("xla_cache"))
+    jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    saved = {name: os.environ.get(name) for name in _CACHE_ENV}
+    os.environ.update(dict(zip(_CACHE_ENV, (cache, "0"), strict=True)))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
