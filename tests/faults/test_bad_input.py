@@ -167,7 +167,8 @@ def test_predict_never_overwrites_inputs(tmp_path, model_workdir):
 
 
 def test_predict_names_outputs_apart_and_goes_on_past_a_bad_image(tmp_path, model_workdir, photos):
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
     first, second = tmp_path / "a" / "photo.jpg", tmp_path / "b" / "photo.jpg"
     first.write_bytes(photos[0].read_bytes())
     second.write_bytes(photos[1].read_bytes())

@@ -1,6 +1,7 @@
 """Two processes on 127.0.0.1: a stop signal to one stops both at one saved step; a killed
 peer or a missing one ends the others with a clear message within a bounded time."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from jaxseg import checkpoint
+from tests.faults.conftest import _CACHE_ENV
 from tests.faults.test_stop_cli import _latest_step, _wait_for
 from tests.test_multihost import _free_port
 from tests.test_train import REPO, _flat_params
@@ -30,8 +32,11 @@ def _command(workdir, port, process_id, data_dir, *extra):
 
 def _start_pair(workdir, data_dir):
     port = _free_port()
+    # Two-process runs compile afresh: a signalled pair started with the shared compilation
+    # cache once saved nothing, a failure not yet explained.
+    env = {k: v for k, v in os.environ.items() if k not in _CACHE_ENV}
     return [
-        subprocess.Popen(_command(workdir, port, i, data_dir), cwd=REPO, text=True,
+        subprocess.Popen(_command(workdir, port, i, data_dir), cwd=REPO, text=True, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for i in range(2)
     ]  # fmt: skip
@@ -53,7 +58,7 @@ def test_sigterm_to_one_process_stops_both_at_one_saved_step(tmp_path):
     pair[1].send_signal(signal.SIGTERM)
     errors = _finish(pair, timeout=120)
     stopped_at = _latest_step(workdir)
-    assert stopped_at < STEPS
+    assert stopped_at is not None and stopped_at < STEPS, errors[1][-3000:]
     for process, stderr in zip(pair, errors, strict=True):
         assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
         assert f"stopped early at step {stopped_at} on signal 15" in stderr
