@@ -31,19 +31,27 @@ def _command(workdir, port, process_id, data_dir, *extra):
 
 
 def _start_pair(workdir, data_dir):
+    """Both processes, their stderr going to files (a full pipe would stall one of them)."""
     port = _free_port()
     # Two-process runs compile afresh: a signalled pair started with the shared compilation
     # cache once saved nothing, a failure not yet explained.
     env = {k: v for k, v in os.environ.items() if k not in _CACHE_ENV}
-    return [
-        subprocess.Popen(_command(workdir, port, i, data_dir), cwd=REPO, text=True, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for i in range(2)
-    ]  # fmt: skip
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    pair = []
+    for i in range(2):
+        log = workdir.parent / f"{workdir.name}.{i}.{len(list(workdir.parent.glob('*.log')))}.log"
+        process = subprocess.Popen(_command(workdir, port, i, data_dir), cwd=REPO, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=log.open("w"))  # fmt: skip
+        process.log = log
+        pair.append(process)
+    return pair
 
 
-def _finish(processes, timeout=300):
-    return [p.communicate(timeout=timeout)[1] for p in processes]
+def _finish(processes, timeout=480):
+    deadline = time.time() + timeout
+    for process in processes:
+        process.wait(timeout=max(deadline - time.time(), 1))
+    return [process.log.read_text() for process in processes]
 
 
 @pytest.mark.slow
