@@ -5,9 +5,7 @@
 Writes WORKDIR/eval_metrics.json; with --predictions_dir, also label PNGs in the VOC palette.
 """
 
-import sys
-
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from jaxseg import cli
@@ -29,4 +27,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, argv=cli.resolve_config_argv(sys.argv))
+    cli.run(main)

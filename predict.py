@@ -2,19 +2,23 @@
 
     python predict.py --workdir=runs/pspnet --out=predictions photo1.jpg photo2.jpg
 
-Writes OUT/<name>.png (class indices, VOC palette) and OUT/<name>_overlay.jpg.
+Writes OUT/<name>.png (class indices, VOC palette) and OUT/<name>_overlay.jpg; inputs that
+share a name get -2, -3, ... appended. An unreadable image is reported and skipped; the exit
+status is then non-zero.
 """
 
+import sys
 from pathlib import Path
 
-import numpy as np
 from absl import app, flags
 from PIL import Image
 
 from jaxseg import checkpoint, cli
 from jaxseg.build import model_from_spec
+from jaxseg.config_checks import check_scales
 from jaxseg.data import palette
-from jaxseg.evaluate import predict_image
+from jaxseg.data.images import read_rgb
+from jaxseg.inference import Predictor
 from jaxseg.viz import overlay
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder with checkpoints/ and model.json.")
@@ -27,25 +31,67 @@ _USE_EMA = flags.DEFINE_bool(
 flags.mark_flags_as_required(["workdir", "out"])
 
 
+def output_stems(paths: list[str]) -> list[str]:
+    """One distinct output name per input: its stem, with -2, -3, ... when stems repeat."""
+    stems, taken = [], set()
+    for path in paths:
+        stem, copy = Path(path).stem, 1
+        while (candidate := stem if copy == 1 else f"{stem}-{copy}") in taken:
+            copy += 1
+        taken.add(candidate)
+        stems.append(candidate)
+    return stems
+
+
+def _check_no_input_overwritten(paths: list[str], outputs: list[Path]) -> None:
+    inputs = {Path(p).resolve(): p for p in paths}
+    for output in outputs:
+        if output.resolve() in inputs:
+            raise ValueError(
+                f"--out={_OUT.value}: writing {output} would overwrite the input "
+                f"{inputs[output.resolve()]}; choose another --out folder"
+            )
+
+
+def _scales() -> tuple[float, ...]:
+    try:
+        scales = tuple(float(s) for s in _SCALES.value)
+    except ValueError as error:
+        raise ValueError(f"--scales={','.join(_SCALES.value)}: {error}") from error
+    check_scales(scales, "--scales")
+    return scales
+
+
 def _predict(paths: list[str]) -> None:
+    scales, out = _scales(), Path(_OUT.value)
+    stems = output_stems(paths)
+    _check_no_input_overwritten(
+        paths, [out / f"{s}{suffix}" for s in stems for suffix in (".png", "_overlay.jpg")]
+    )
+    out.mkdir(parents=True, exist_ok=True)
     spec = checkpoint.read_model_spec(_WORKDIR.value)
     if spec is None:
         raise FileNotFoundError(f"{Path(_WORKDIR.value) / checkpoint.MODEL_SPEC} not found")
-    model = model_from_spec(spec)
-    variables = checkpoint.load_variables(_WORKDIR.value, use_ema=_USE_EMA.value)
-    out = Path(_OUT.value)
-    out.mkdir(parents=True, exist_ok=True)
-    scales = tuple(float(s) for s in _SCALES.value)
-    for path in paths:
+    predictor = Predictor(
+        model_from_spec(spec), checkpoint.load_variables(_WORKDIR.value, use_ema=_USE_EMA.value),
+        scales=scales, flip=_FLIP.value,
+    )  # fmt: skip
+    failures = []
+    for path, stem in zip(paths, stems, strict=True):
         try:
-            image = np.asarray(Image.open(path).convert("RGB"))
+            image = read_rgb(path)
         except OSError as error:
-            raise ValueError(f"{path}: not a readable image ({error})") from error
-        labels = predict_image(model, variables, image, scales=scales, flip=_FLIP.value)
-        stem = Path(path).stem
+            failures.append(path)
+            print(f"{path}: not a readable image ({error}); skipped", file=sys.stderr)
+            continue
+        labels = predictor(image)
         palette.save_palette_png(labels, out / f"{stem}.png")
         Image.fromarray(overlay(image, labels)).save(out / f"{stem}_overlay.jpg", quality=92)
         print(f"{path} -> {out / stem}.png")
+    if failures:
+        raise ValueError(
+            f"{len(failures)} of {len(paths)} images could not be read: {', '.join(failures)}"
+        )
 
 
 def main(argv: list[str]) -> None:
@@ -55,4 +101,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -6,9 +6,7 @@
 resumes from the latest checkpoint in the workdir.
 """
 
-import sys
-
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from jaxseg import cli
@@ -28,4 +26,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, argv=cli.resolve_config_argv(sys.argv))
+    cli.run(main)

@@ -55,7 +55,7 @@ def get_config() -> ConfigDict:
     c.ema_decay = 0.0
     c.grad_clip_norm = 0.0
     c.aux_weight = 0.4
-    c.class_weights = config_dict.placeholder(tuple)  # per class, for the cross-entropy losses
+    c.class_weights = config_dict.placeholder(tuple)  # one weight >= 0 per class, or None
     # (name, weight) pairs summed on every head; names: jaxseg.losses.LOSSES (cross_entropy,
     # dice_loss, lovasz_softmax_loss, focal_loss, ohem_cross_entropy, top_k_cross_entropy).
     c.losses = (("cross_entropy", 1.0),)
@@ -78,16 +78,16 @@ def get_config() -> ConfigDict:
     c.init_from = config_dict.placeholder(str)
     c.backbone_init = config_dict.placeholder(str)
 
-    c.log_every = 20
+    c.log_every = 20  # also how often processes agree on a stop signal
     c.checkpoint_every = 1000
     c.keep_checkpoints = 3
     c.eval_every = 0
 
     c.eval = ConfigDict()
-    c.eval.batch_size = 4
+    c.eval.batch_size = 4  # global: a multiple of the device and process counts
     c.eval.pad_size = (512, 512)  # larger images are shrunk to fit, keeping the aspect ratio
     c.eval.resize_short_side = 0  # > 0: resize each image's short side to it first (ADE20K)
-    c.eval.scales = (1.0,)
+    c.eval.scales = (1.0,)  # each above 0
     c.eval.flip = False
     c.eval.sliding_window = False
     c.eval.window_size = config_dict.FieldReference(513, field_type=object)  # or (h, w)

@@ -3,23 +3,34 @@
 import logging
 import os
 import sys
+import threading
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
-from absl import flags
+from absl import app, flags
 
 from jaxseg.data import DatasetNotPreparedError
+from jaxseg.train import StoppedEarlyError
 
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() (multi-host); arguments below or "
-    "the cluster's environment (SLURM, TPU pod, ...) say where the coordinator is."
+    "distributed",
+    False,
+    "Call jax.distributed.initialize() (multi-host); arguments below or "
+    "the cluster's environment (SLURM, TPU pod, ...) say where the coordinator is.",
 )
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
+flags.DEFINE_integer(
+    "initialization_timeout", 300, "Seconds to wait for every process to join (--distributed)."
+)
+flags.DEFINE_integer(
+    "heartbeat_timeout", 100, "Seconds without a heartbeat before a process counts as dead."
+)
 
 
 def resolve_config_argv(argv: Sequence[str], configs_dir: Path = CONFIGS_DIR) -> list[str]:
@@ -39,36 +50,115 @@ def resolve_config_argv(argv: Sequence[str], configs_dir: Path = CONFIGS_DIR) ->
                     files = configs_dir.glob("*.py")
                     presets = sorted(p.stem for p in files if p.stem not in ("__init__", "base"))
                     sys.exit(
-                        f"error: --config={value}: no preset {path}; "
-                        f"presets: {', '.join(presets)}"
+                        f"error: --config={value}: no preset {path}; presets: {', '.join(presets)}"
                     )
                 arg = f"--config={path}{sep}{rest}"
         resolved.append(arg)
     return resolved
 
 
+def run(main: Callable[[list[str]], None]) -> None:
+    """`absl.app.run(main)` with preset names resolved and a bad `--config.FIELD` override
+    reported in one line."""
+    app.run(main, argv=resolve_config_argv(sys.argv), flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(f"error: {error}; see --help")
+    except (AttributeError, KeyError, TypeError) as error:  # ml_collections: unknown field
+        detail = str(error.args[0] if error.args else error).replace("\n", " ").strip("'")
+        sys.exit(f"error: bad --config override: no such field {detail}")
+
+
+_ABORT_GRACE_S = 30
+"""The coordination client aborts the process (no Python error) when joining times out; it
+is given this much longer than our own timer, which exits first with a readable message."""
+
+
 def initialize_distributed() -> None:
-    """Join the multi-host job when `--distributed` is given; a no-op otherwise."""
+    """Join the multi-host job when `--distributed` is given; a no-op otherwise.
+
+    A process that cannot reach every other one within `--initialization_timeout` exits
+    with a message naming the coordinator.
+    """
     flag_values = flags.FLAGS
-    if flag_values.distributed:
-        # CPU processes need a collectives backend to form one global device mesh.
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if not flag_values.distributed:
+        return
+    # CPU processes need a collectives backend to form one global device mesh.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    timeout = flag_values.initialization_timeout
+    message = (
+        f"error: process {flag_values.process_id} could not join the "
+        f"{flag_values.num_processes} processes of coordinator {flag_values.coordinator_address} "
+        f"within --initialization_timeout={timeout} s; start every process (same command, each "
+        "with its --process_id), or check the address and port"
+    )
+    watchdog = threading.Timer(timeout, _exit_now, args=(message,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
         jax.distributed.initialize(
             coordinator_address=flag_values.coordinator_address,
             num_processes=flag_values.num_processes,
             process_id=flag_values.process_id,
+            initialization_timeout=timeout + _ABORT_GRACE_S,
+            heartbeat_timeout_seconds=flag_values.heartbeat_timeout,
         )
+    except Exception as error:  # e.g. an address that does not parse
+        _exit_now(f"{message} ({_first_line(error)})")
+    finally:
+        watchdog.cancel()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().split("\n", 1)[0][:300]
+
+
+def _exit_now(message: str, code: int = 1) -> None:
+    """Print `message` and exit at once, skipping the multi-host shutdown barrier that would
+    otherwise wait for processes that are gone."""
+    print(message, file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(code)
+
+
+def _raised_by_model_registry(error: TypeError) -> bool:
+    """Whether `error` is `jaxseg.models.create` rejecting an option (not a bug elsewhere)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).name == "registry.py"
 
 
 def run_with_clean_errors(fn: Callable[[], object]) -> object:
     """Run `fn`; errors caused by the user's data or setup print one message, not a traceback.
 
-    Set JAXSEG_TRACEBACK=1 to see the full traceback instead.
+    A run stopped by a signal exits with 128 + the signal's number, as a killed process
+    would, so schedulers do not record it as finished. Set JAXSEG_TRACEBACK=1 to see the full
+    traceback instead.
     """
     logging.getLogger("absl").setLevel(logging.WARNING)
     if os.environ.get("JAXSEG_TRACEBACK"):
         return fn()
     try:
         return fn()
+    except StoppedEarlyError as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        sys.exit(128 + error.signum)
     except (DatasetNotPreparedError, FileNotFoundError, ValueError, FloatingPointError) as error:
         sys.exit(f"error: {error}")
+    except OSError as error:
+        sys.exit(f"error: {error}; choose a folder you can write to, or fix its permissions")
+    except TypeError as error:
+        if not _raised_by_model_registry(error):
+            raise
+        sys.exit(f"error: config.model_kwargs: {error}")
+    except jax.errors.JaxRuntimeError as error:
+        if jax.process_count() == 1:
+            raise
+        _exit_now(
+            f"error: process {jax.process_index()} lost contact with another process "
+            f"({_first_line(error)}); the newest checkpoint is kept: restart every process "
+            "with the same command to resume"
+        )

@@ -1,4 +1,5 @@
-"""Inference and evaluation: single/multi-scale, flipped, sliding-window, optional dense CRF.
+"""Evaluation over a split: mIoU with the test-time options of `jaxseg.inference`, optional
+dense CRF.
 
 Batches arrive padded to one fixed size with label 255 in the padding and a `valid` flag per
 example, so the jitted predictor compiles once; the confusion matrix is accumulated on device
@@ -16,80 +17,11 @@ from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from jaxseg import checkpoint, data, metrics, sharding
+from jaxseg import checkpoint, config_checks, data, metrics, sharding
 from jaxseg.build import model_for_workdir
 from jaxseg.data import pipeline
-from jaxseg.nn.resize import resize_bilinear
+from jaxseg.inference import predict_probs
 from jaxseg.viz import panel
-
-
-def _window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets of windows covering `size`, the last one flush with the end."""
-    if size <= window:
-        return [0]
-    starts = list(range(0, size - window, stride))
-    return starts + [size - window]
-
-
-def _sliding_window_logits(
-    apply, images: jax.Array, window: int | tuple[int, int], stride: int | tuple[int, int]
-) -> jax.Array:
-    """Average the logits of overlapping windows (int: square; or (height, width)) of
-    `images`; images smaller than a window are padded."""
-    (window_h, window_w), (stride_h, stride_w) = pipeline.as_size(window), pipeline.as_size(stride)
-    batch, height, width, _ = images.shape
-    pad_h, pad_w = max(window_h - height, 0), max(window_w - width, 0)
-    padded = jnp.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
-    total, count = None, jnp.zeros(padded.shape[1:3], jnp.float32)
-    for top in _window_starts(padded.shape[1], window_h, stride_h):
-        for left in _window_starts(padded.shape[2], window_w, stride_w):
-            crop = jax.lax.dynamic_slice_in_dim(padded, top, window_h, axis=1)
-            crop = jax.lax.dynamic_slice_in_dim(crop, left, window_w, axis=2)
-            logits = apply(crop).astype(jnp.float32)
-            if total is None:
-                total = jnp.zeros((batch, *padded.shape[1:3], logits.shape[-1]), jnp.float32)
-            total = total.at[:, top : top + window_h, left : left + window_w].add(logits)
-            count = count.at[top : top + window_h, left : left + window_w].add(1.0)
-    return (total / count[None, :, :, None])[:, :height, :width]
-
-
-def predict_probs(
-    model,
-    variables: dict,
-    images: jax.Array,
-    *,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    window: int | tuple[int, int] | None = None,
-    window_stride: int | tuple[int, int] | None = None,
-) -> jax.Array:
-    """Class probabilities (B, H, W, K) averaged over `scales` and, with `flip`, mirror images.
-
-    Each scale resizes the input bilinearly, predicts (whole image, or overlapping windows of
-    size `window` when given) and resizes the logits back before the softmax.
-    """
-    height, width = images.shape[1:3]
-
-    def apply(x):
-        if window is None:
-            return model.apply(variables, x, train=False)
-        return _sliding_window_logits(
-            lambda crop: model.apply(variables, crop, train=False), x, window, window_stride
-        )
-
-    probs = 0.0
-    for scale in scales:
-        size = (max(round(height * scale), 1), max(round(width * scale), 1))
-        scaled = images if size == (height, width) else resize_bilinear(images, size, False)
-        views = [(scaled, False)] + ([(scaled[:, :, ::-1], True)] if flip else [])
-        for view, flipped in views:
-            logits = apply(view).astype(jnp.float32)
-            if flipped:
-                logits = logits[:, :, ::-1]
-            if logits.shape[1:3] != (height, width):
-                logits = resize_bilinear(logits, (height, width), False)
-            probs = probs + jax.nn.softmax(logits, axis=-1)
-    return probs / (len(scales) * (2 if flip else 1))
 
 
 class Evaluator:
@@ -110,8 +42,13 @@ class Evaluator:
         cfg = self.config.eval
         window = cfg.window_size if cfg.sliding_window else None
         return predict_probs(
-            self.model, variables, images, scales=tuple(cfg.scales), flip=cfg.flip,
-            window=window, window_stride=cfg.window_stride,
+            self.model,
+            variables,
+            images,
+            scales=tuple(cfg.scales),
+            flip=cfg.flip,
+            window=window,
+            window_stride=cfg.window_stride,
         )
 
     def _batch_fn(self, variables, batch):
@@ -135,12 +72,18 @@ class Evaluator:
         for i in np.flatnonzero(batch["valid"]):
             height, width = int(batch["height"][i]), int(batch["width"][i])
             image = pipeline.denormalize(batch["image"][i, :height, :width])
-            refined = crf.dense_crf(image, probs[i, :height, :width],
-                                    iterations=self.config.eval.crf_iterations,
-                                    **crf.DEEPLAB_VOC_CRF)
+            refined = crf.dense_crf(
+                image,
+                probs[i, :height, :width],
+                iterations=self.config.eval.crf_iterations,
+                **crf.DEEPLAB_VOC_CRF,
+            )
             preds[i, :height, :width] = np.argmax(refined, axis=-1)
-            cm += np.asarray(metrics.confusion_matrix(
-                batch["label"][i, :height, :width], preds[i, :height, :width], self.num_classes))
+            cm += np.asarray(
+                metrics.confusion_matrix(
+                    batch["label"][i, :height, :width], preds[i, :height, :width], self.num_classes
+                )
+            )
         return cm, preds
 
     def batches(self) -> Iterable[dict]:
@@ -215,6 +158,7 @@ def evaluate_workdir(
     num_classes, class_names = data.dataset_info(config.dataset)
     model = model_for_workdir(config, workdir, num_classes)
     mesh = sharding.make_mesh(config.num_devices)
+    config_checks.check_eval_config(config, mesh)
     variables = checkpoint.load_variables(
         workdir, sharding.replicated(mesh), use_ema=config.eval.use_ema
     )
@@ -226,10 +170,3 @@ def evaluate_workdir(
         out.update(dataset=config.dataset, split=config.eval_split)
         Path(workdir, "eval_metrics.json").write_text(json.dumps(out, indent=2))
     return summary
-
-
-def predict_image(model, variables: dict, image: np.ndarray, **options) -> np.ndarray:
-    """Label map (H, W) uint8 for one RGB uint8 image; `options` as for `predict_probs`."""
-    images = pipeline.normalize(image)[None]
-    probs = jax.jit(lambda v, x: predict_probs(model, v, x, **options))(variables, images)
-    return np.asarray(jnp.argmax(probs[0], axis=-1), np.uint8)

@@ -34,12 +34,14 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def check_batch_divisible(global_batch_size: int, mesh: Mesh) -> None:
-    """Fail early, naming the config field, when the batch does not split over devices."""
+def check_batch_divisible(
+    global_batch_size: int, mesh: Mesh, field: str = "config.batch_size"
+) -> None:
+    """Fail early, naming the config `field`, when the batch does not split over devices."""
     devices, processes = mesh.size, jax.process_count()
-    if global_batch_size % devices or global_batch_size % processes:
+    if global_batch_size < 1 or global_batch_size % devices or global_batch_size % processes:
         raise ValueError(
-            f"config.batch_size={global_batch_size} must be divisible by the number of devices "
+            f"{field}={global_batch_size} must be a positive multiple of the number of devices "
             f"({devices}) and of processes ({processes})"
         )
 

@@ -3,9 +3,11 @@
 The loop reads top to bottom: set up (model, optimizer, mesh, data), restore (state and data
 position from the latest checkpoint), loop (step, log, evaluate, checkpoint), save. Rerunning
 the same command after a crash or a kill continues from the last checkpoint at the same
-step and data position; on CPU the result equals an uninterrupted run bit for bit.
+step and data position; on CPU the result equals an uninterrupted run bit for bit. A stop
+signal saves the step reached, on every process together, and raises `StoppedEarlyError`.
 """
 
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -17,11 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from jaxseg import checkpoint, data, losses, optim, sharding
 from jaxseg.build import build_model
+from jaxseg.config_checks import check_training_config
 from jaxseg.data import pipeline
 from jaxseg.evaluate import Evaluator
 from jaxseg.nn import norm
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+    """The loss became NaN or infinite; nothing from that step on is saved."""
 
 
 @flax.struct.dataclass
@@ -142,11 +146,26 @@ def make_train_step(
     )
 
 
+class StoppedEarlyError(Exception):
+    """Training stopped early on a signal, after saving the step it reached."""
+
+    def __init__(self, signum: int, step: int, checkpoint_dir: str | Path):
+        self.signum, self.step = signum, step
+        super().__init__(
+            f"stopped early at step {step} on signal {signum}; step {step} is saved in "
+            f"{checkpoint_dir}: rerun the same command to resume"
+        )
+
+
 class _StopRequest:
-    """Records SIGTERM/SIGINT so the loop can checkpoint and exit cleanly between steps."""
+    """Records SIGTERM/SIGINT so the loop can checkpoint and exit cleanly between steps.
+
+    With several processes the flag is all-gathered at sync points (log, save and evaluation
+    steps), so every process stops, and saves, at the same step.
+    """
 
     def __init__(self):
-        self.requested = False
+        self.signum = 0
         self._previous = {}
 
     def __enter__(self):
@@ -156,38 +175,91 @@ class _StopRequest:
 
     def _handle(self, signum, frame):
         log.warning("received signal %d: saving a checkpoint and stopping", signum)
-        self.requested = True
+        self.signum = signum
+
+    def agreed(self, sync_point: bool) -> int:
+        """The signal any process received (0 for none), the same on every process."""
+        if jax.process_count() == 1:
+            return self.signum
+        if not sync_point:
+            return 0
+        return int(np.max(multihost_utils.process_allgather(np.int32(self.signum))))
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
 
-def _check_finite(metrics: dict, step: int, workdir: Path) -> None:
-    if not np.isfinite(metrics["loss"]):
-        raise NonFiniteLossError(
-            f"loss is {metrics['loss']} at step {step}; nothing was saved for this step and the "
-            f"last good checkpoint in {workdir / 'checkpoints'} is intact. Lower config.lr or "
-            "set config.grad_clip_norm, then rerun the same command to resume from it."
+@jax.jit
+def _first_non_finite(first: jax.Array, loss: jax.Array, params: Any, step: jax.Array):
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(params)])
+    )
+    return jnp.where((first < 0) & ~finite, step, first)
+
+
+class _FiniteWatch:
+    """Notes on device the first step whose loss or updated parameters are not finite: every
+    step is checked without waiting for the device; the host reads the result only before
+    logging or saving."""
+
+    def __init__(self):
+        self.first = -1
+
+    def update(self, loss: jax.Array, params: Any, step: int) -> None:
+        self.first = _first_non_finite(self.first, loss, params, step)
+
+    def check(self, manager) -> None:
+        first = int(jax.device_get(self.first))
+        if first < 0:
+            return
+        saved = manager.latest_step()
+        where = (
+            f"the last good checkpoint, step {saved} in {manager.directory}, predates it"
+            if saved is not None
+            else "no checkpoint was saved before it"
         )
+        then = "resume" if saved is not None else "start again"
+        raise NonFiniteLossError(
+            f"the loss or the parameters became NaN or infinite at step {first}; nothing from "
+            f"that step on was saved and {where}. Lower config.lr or set "
+            f"config.grad_clip_norm, then rerun the same command to {then}."
+        )
+
+
+@contextlib.contextmanager
+def _closing(manager, writer: SummaryWriter):
+    """Wait for the pending save and close on the way out, errors included, so the last step
+    saved is on disk before an error is reported; not after a lost peer, which would never
+    join the save."""
+    peer_lost = False
+    try:
+        yield
+    except jax.errors.JaxRuntimeError:
+        peer_lost = jax.process_count() > 1
+        raise
+    finally:
+        if not peer_lost:
+            manager.wait_until_finished()
+            manager.close()
+            writer.close()
 
 
 def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
-    """Train `config` in `workdir`, resuming from its latest checkpoint; returns final metrics."""
+    """Train `config` in `workdir`, resuming from its newest intact checkpoint; returns final
+    metrics. Raises `StoppedEarlyError` after saving when a stop signal arrives."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     is_main = jax.process_index() == 0
 
-    # Set up.
+    # Set up; nothing is written to the workdir until the config and data have been checked.
     num_classes, class_names = data.dataset_info(config.dataset)
-    train_source = data.load_source(config.dataset, config.train_split, config.data_dir)
     mesh = sharding.make_mesh(config.num_devices)
-    sharding.check_batch_divisible(config.batch_size, mesh)
+    check_training_config(config, num_classes, mesh)
+    train_source = data.load_source(config.dataset, config.train_split, config.data_dir)
+    eval_source = None
+    if config.eval_every:
+        eval_source = data.load_source(config.dataset, config.eval_split, config.data_dir)
     model = build_model(config, num_classes)
-    if is_main:
-        checkpoint.write_model_spec(
-            workdir, config.model, num_classes, config.model_kwargs.to_dict()
-        )
     tx, schedule = optim.make_optimizer(config)
     state, state_shardings = create_train_state(model, tx, config, mesh)
     train_step = make_train_step(model, tx, schedule, config, state_shardings, mesh)
@@ -203,6 +275,11 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
         num_workers=config.num_workers,
     )
     data_iter = iter(dataset)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if is_main:
+        checkpoint.write_model_spec(
+            workdir, config.model, num_classes, config.model_kwargs.to_dict()
+        )
     manager = checkpoint.make_manager(workdir / "checkpoints", keep=config.keep_checkpoints)
 
     # Restore, or start from pretrained weights.
@@ -215,42 +292,44 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
     start = int(state.step)
 
     evaluator = None
-    if config.eval_every:
-        eval_source = data.load_source(config.dataset, config.eval_split, config.data_dir)
+    if eval_source is not None:
         evaluator = Evaluator(model, config, mesh, eval_source, class_names)
     writer = SummaryWriter(workdir / "tensorboard", enabled=is_main)
 
-    # Loop.
-    history = {}
-    with _StopRequest() as stop, tqdm(
+    # Loop. Each step is saved before it is evaluated, so a failing evaluation loses nothing.
+    history, stopped, finite = {}, 0, _FiniteWatch()
+    with _closing(manager, writer), _StopRequest() as stop, tqdm(
         total=config.num_steps, initial=start, desc="train", unit="step", disable=not is_main
     ) as progress:
         for step in range(start + 1, config.num_steps + 1):
             batch = sharding.to_global(next(data_iter), mesh)
             state, metrics = train_step(state, batch)
+            finite.update(metrics["loss"], state.params, step)
             progress.update(1)
             last = step == config.num_steps
             log_now = step % config.log_every == 0 or last
-            save_now = step % config.checkpoint_every == 0 or last or stop.requested
-            # Metrics are fetched only when needed, so the host prepares the next batch while
-            # the device is still computing this step; a non-finite loss is caught before any
-            # checkpoint could record it.
-            if log_now or save_now:
-                metrics = jax.device_get(metrics)
-                _check_finite(metrics, step, workdir)
+            eval_now = evaluator is not None and (step % config.eval_every == 0 or last)
+            periodic_save = step % config.checkpoint_every == 0 or last
+            # A stop at the last step changes nothing: the run is finishing anyway.
+            stopped = 0 if last else stop.agreed(sync_point=log_now or periodic_save or eval_now)
+            if log_now or periodic_save or stopped:
+                finite.check(manager)
             if log_now:
+                # Fetched only here, so the host prepares the next batch while the device
+                # is still computing this step.
+                metrics = jax.device_get(metrics)
                 progress.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
                 writer.scalars(step, {f"train/{k}": v for k, v in metrics.items()})
-            if evaluator and (step % config.eval_every == 0 or last):
+            if periodic_save or stopped:
+                checkpoint.save(manager, step, state, data_iter)
+            if eval_now and not stopped:
                 history = evaluator.run(state.eval_variables(config.eval.use_ema))
                 writer.evaluation(step, history, evaluator.panels)
-            if save_now:
-                checkpoint.save(manager, step, state, data_iter)
-            if stop.requested:
+                stopped = 0 if last else stop.agreed(sync_point=True)
+                if stopped and not periodic_save:
+                    checkpoint.save(manager, step, state, data_iter)
+            if stopped:
                 break
-
-    # Save and report.
-    manager.wait_until_finished()
-    manager.close()
-    writer.close()
+    if stopped:
+        raise StoppedEarlyError(stopped, int(state.step), manager.directory)
     return {"step": int(state.step), **history}

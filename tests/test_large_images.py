@@ -5,7 +5,7 @@ from PIL import Image
 
 from jaxseg import data
 from jaxseg.data import cityscapes
-from jaxseg.evaluate import _sliding_window_logits
+from jaxseg.inference import _sliding_window_logits
 
 
 def test_non_square_windows_cover_the_frame_and_average_back():

@@ -125,7 +125,7 @@ def test_diverging_run_stops_and_keeps_only_finite_checkpoints(tmp_path):
     config = _tiny_config()
     config.lr, config.num_steps, config.checkpoint_every, config.log_every = 1e9, 8, 1, 4
     config.eval_every = 0
-    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+    with pytest.raises(NonFiniteLossError, match="became NaN or infinite at step"):
         train_and_evaluate(config, tmp_path)
     manager = checkpoint.make_manager(tmp_path / "checkpoints", async_save=False)
     steps = manager.all_steps()

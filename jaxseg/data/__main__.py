@@ -39,8 +39,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def prepare(name: str, manual_dir: str | None = None, data_dir: str | None = None) -> str:
     """Prepares dataset `name` (reading archives from `manual_dir`); returns a summary."""
-    if manual_dir is not None and not Path(manual_dir).expanduser().is_dir():
-        raise FileNotFoundError(f"--manual_dir {manual_dir} is not a folder.")
+    if manual_dir is not None:
+        folder = Path(manual_dir).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--manual_dir {manual_dir} is not a folder.")
+        if not any(folder.iterdir()):
+            builder = data.get_builder(name, data_dir)
+            instructions = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", "")
+            raise FileNotFoundError(f"--manual_dir {manual_dir} is empty. {instructions}".strip())
     builder = data.prepare(name, data_dir, manual_dir)
     counts = ", ".join(
         f"{split} {info.num_examples:,}" for split, info in sorted(builder.info.splits.items())

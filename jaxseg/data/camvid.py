@@ -26,6 +26,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
+from jaxseg.data.images import to_rgb8
+
 CLASS_NAMES = (
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
     "Pedestrian", "Bicyclist",
@@ -121,7 +123,7 @@ def read_image(path: Path, listed_in: Path) -> tuple[bytes, tuple[int, int]]:
     size = (image.height, image.width)
     if image.mode == "RGB" and image.format == "PNG":
         return path.read_bytes(), size
-    return _png(np.asarray(image.convert("RGB"))), size
+    return _png(to_rgb8(image)), size
 
 
 def _png(array: np.ndarray) -> bytes:

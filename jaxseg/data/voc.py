@@ -33,6 +33,7 @@ from etils import epath
 from PIL import Image
 
 from jaxseg.data.builder import SegmentationBuilder
+from jaxseg.data.images import to_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def checked_image(data: bytes, where: str) -> tuple[bytes, tuple[int, int]]:
             image.load()
             size = (image.height, image.width)
             if image.mode != "RGB":
-                data = encode_png(np.asarray(image.convert("RGB")))
+                data = encode_png(to_rgb8(image))
     except OSError as error:
         raise VocDataError(f"{where}: unreadable or truncated image ({error}).") from error
     return data, size

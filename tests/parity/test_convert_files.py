@@ -21,7 +21,7 @@ from jaxseg.build import model_from_spec
 from jaxseg.convert import from_torch, load_backbone, load_state_dict
 from jaxseg.convert.__main__ import main
 from jaxseg.data import pipeline
-from jaxseg.evaluate import predict_image
+from jaxseg.inference import predict_image
 from jaxseg.pretrained import load_initial_weights
 from jaxseg.train import TrainState
 from tests.parity import parity_harness as harness
