@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torch_models import NUM_CLASSES, PAIRS, Pair
 
 from jaxseg import losses, models
+from jaxseg.nn import lowering
 
 
 def torch_runners(pair: Pair, images: np.ndarray, labels: np.ndarray, args):
@@ -161,6 +162,12 @@ def parse_args() -> argparse.Namespace:
         default=989.0,
         help="the chip's dense bf16 peak for MFU (default: H200)",
     )
+    parser.add_argument(
+        "--conv_lowering",
+        choices=lowering.MODES,
+        default="auto",
+        help="jaxseg's convolution lowering (lax: the plain XLA convolutions, for before/after)",
+    )
     parser.add_argument("--list", action="store_true", help="print models and references")
     args = parser.parse_args()
     unknown = set(args.models.split(",")) - set(PAIRS)
@@ -179,6 +186,7 @@ def has_smp() -> bool:
 
 def main() -> None:
     args = parse_args()
+    lowering.configure(args.conv_lowering)
     if args.list:
         for name, pair in PAIRS.items():
             print(f"{name:<17} {pair.options or ''} vs {pair.reference}")
@@ -190,7 +198,10 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {args.device}, torch "
         f"{torch.__version__} with {torch.get_num_threads()} threads, jax {jax.__version__}"
     )
-    print(f"batch {args.batch}, {args.size}x{args.size}, {args.dtype}\n")
+    print(
+        f"batch {args.batch}, {args.size}x{args.size}, {args.dtype}, "
+        f"conv lowering {args.conv_lowering}\n"
+    )
     print(
         f"{'model':<17} {'mode':<6} {'jaxseg img/s':>13} {'PyTorch img/s':>14} {'ratio':>6} "
         f"{'jax MiB':>8} {'torch MiB':>9} {'MFU':>6}"
