@@ -1,10 +1,11 @@
-"""Where the CPU time of a dilated-ResNet train step goes: one 3x3 convolution of layer4
-(512 channels, 33x33 map of a 257x257 input at output stride 8) forward, input-gradient and
-weight-gradient, at dilation 1, 2 and 4, in XLA and in PyTorch, alternating in one run.
-The last column times the weight gradient written as im2col patches times the output
-gradient (one GEMM), the formulation a CPU-specific custom VJP would use.
+"""Per-layer cost of the convolutions of a dilated-ResNet train step, in PyTorch, in plain XLA
+(`lax.conv_general_dilated`) and in jaxseg's lowering (`jaxseg.nn.lowering`), alternating in one
+run: forward, and forward + gradient with respect to the input and to the weights.
 
-    python benchmarks/dilated_conv.py [--channels 512] [--size 33] [--batch 2]
+The loss is 0.5 * sum(y**2), so every "grad" column includes the forward pass in all three
+(a linear loss would let XLA drop the forward from its gradient but not PyTorch).
+
+    python benchmarks/dilated_conv.py [--batch 2] [--repeats 5]
 """
 
 import argparse
@@ -12,79 +13,96 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from jaxseg.nn import lowering
 
-def median_seconds(fn, repeats: int = 5) -> float:
-    """Median wall time of `repeats` calls after one warm-up call."""
+# (name, size, in, out, kernel, stride, dilation, groups): the layers that dominate a ResNet-50
+# OS 8 step at 256x256, ASPP's atrous branches, and DeepLab v3+'s depthwise convolutions.
+LAYERS = [
+    ("layer1 3x3", 64, 64, 64, 3, 1, 1, 1),
+    ("layer1 1x1", 64, 256, 64, 1, 1, 1, 1),
+    ("layer2 1x1 s2", 64, 256, 512, 1, 2, 1, 1),
+    ("layer3 3x3 d2", 32, 256, 256, 3, 1, 2, 1),
+    ("layer4 3x3 d4", 32, 512, 512, 3, 1, 4, 1),
+    ("layer4 1x1", 32, 512, 2048, 1, 1, 1, 1),
+    ("ASPP 3x3 d12", 32, 2048, 256, 3, 1, 12, 1),
+    ("ASPP 3x3 d36", 32, 2048, 256, 3, 1, 36, 1),
+    ("depthwise 3x3", 64, 256, 256, 3, 1, 1, 256),
+]
+
+
+def median_ms(fn, repeats: int) -> float:
+    """Median wall time in ms of `repeats` calls after one warm-up call."""
     fn()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return 1e3 * statistics.median(samples)
 
 
-def jax_fns(x: np.ndarray, w: np.ndarray, dilation: int):
+def jax_fns(x, w, stride, padding, dilation, groups, mode):
+    """Forward, forward + dx, forward + dW of one lowering, as blocking thunks."""
+
     def conv(x, w):
-        return jax.lax.conv_general_dilated(
-            x, w, (1, 1), [(dilation, dilation)] * 2, rhs_dilation=(dilation, dilation),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        with lowering.lowering(mode):
+            return lowering.conv2d(
+                x, w, stride=(stride,) * 2, padding=[(padding, padding)] * 2,
+                dilation=(dilation,) * 2, groups=groups,
+            )  # fmt: skip
 
-    xj, wj = jnp.asarray(x), jnp.asarray(w)
-    forward = jax.jit(conv)
-    grad_x = jax.jit(jax.grad(lambda x, w: conv(x, w).sum(), argnums=0))
-    grad_w = jax.jit(jax.grad(lambda x, w: conv(x, w).sum(), argnums=1))
-    def grad_w_gemm(x, w):
-        patches = jax.lax.conv_general_dilated_patches(
-            x, (3, 3), (1, 1), [(dilation, dilation)] * 2, rhs_dilation=(dilation, dilation),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return jnp.einsum("nhwk,nhwo->ko", patches, jnp.ones_like(x[..., : w.shape[-1]]))
+    def loss(x, w):
+        return 0.5 * (conv(x, w) ** 2).sum()
 
-    fns = (forward, grad_x, grad_w, jax.jit(grad_w_gemm))
-    return [lambda f=f: f(xj, wj).block_until_ready() for f in fns]
+    fns = (jax.jit(conv), jax.jit(jax.grad(loss, 0)), jax.jit(jax.grad(loss, 1)))
+    return [lambda f=f: jax.block_until_ready(f(x, w)) for f in fns]
 
 
-def torch_fns(x: np.ndarray, w: np.ndarray, dilation: int):
+def torch_fns(x, w, stride, padding, dilation, groups):
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
     wt = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()).requires_grad_()
 
+    def conv():
+        return F.conv2d(xt, wt, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
     def forward():
         with torch.no_grad():
-            F.conv2d(xt, wt, padding=dilation, dilation=dilation)
+            conv()
 
     def grad(wrt):
-        def run():
-            out = F.conv2d(xt, wt, padding=dilation, dilation=dilation).sum()
-            torch.autograd.grad(out, wrt)
-        return run
+        return lambda: torch.autograd.grad(0.5 * conv().pow(2).sum(), wrt)
 
     return [forward, grad(xt), grad(wt)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--channels", type=int, default=512)
-    parser.add_argument("--size", type=int, default=33)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.batch, args.size, args.size, args.channels)).astype(np.float32)
-    w = rng.normal(size=(3, 3, args.channels, args.channels)).astype(np.float32) * 0.01
-    print(f"{'dilation':>8} {'part':>12} {'XLA ms':>8} {'torch ms':>9} {'ratio':>6} "
-          f"{'GEMM ms':>8}")
-    for dilation in (1, 2, 4):
-        *fns, gemm = jax_fns(x, w, dilation)
-        for part, jf, tf in zip(("forward", "grad input", "grad weight"), fns,
-                                torch_fns(x, w, dilation), strict=True):
-            ours, ref = median_seconds(jf), median_seconds(tf)
-            extra = f" {1e3 * median_seconds(gemm):>8.1f}" if part == "grad weight" else ""
-            print(f"{dilation:>8} {part:>12} {1e3 * ours:>8.1f} {1e3 * ref:>9.1f} "
-                  f"{ref / ours:>6.2f}{extra}")
+    print(f"{'layer':<14} {'part':<13} {'torch ms':>9} {'lax ms':>8} {'jaxseg ms':>10} "
+          f"{'torch/jaxseg':>13}")  # fmt: skip
+    for name, size, cin, cout, k, stride, dilation, groups in LAYERS:
+        x = rng.normal(size=(args.batch, size, size, cin)).astype(np.float32)
+        w = (rng.normal(size=(k, k, cin // groups, cout)) * 0.01).astype(np.float32)
+        padding = dilation * (k - 1) // 2
+        options = (stride, padding, dilation, groups)
+        columns = zip(
+            ("forward", "fwd+grad x", "fwd+grad w"),
+            torch_fns(x, w, *options),
+            jax_fns(x, w, *options, "lax"),
+            jax_fns(x, w, *options, "auto"),
+            strict=True,
+        )
+        for part, ref, plain, ours in columns:
+            times = [median_ms(f, args.repeats) for f in (ref, plain, ours)]
+            print(f"{name:<14} {part:<13} {times[0]:>9.1f} {times[1]:>8.1f} {times[2]:>10.1f} "
+                  f"{times[0] / times[2]:>13.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
