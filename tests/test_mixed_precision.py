@@ -7,10 +7,10 @@ import numpy as np
 from PIL import Image
 
 from configs import quickstart
-from jaxseg import data, metrics, optim, sharding
+from jaxseg import data, metrics
 from jaxseg.build import build_model
 from jaxseg.data import pipeline
-from jaxseg.train import create_train_state, make_train_step
+from tests.test_train import fixed_batch_training
 
 
 def _config(dtype: str):
@@ -46,21 +46,14 @@ def test_bf16_training_keeps_float32_state_and_learns():
     best one-class-everywhere prediction (which a broken bf16 path would be stuck at)."""
     config = _config("bfloat16")
     config.lr = 0.05
-    num_classes = data.dataset_info(config.dataset)[0]
-    model = build_model(config, num_classes)
-    mesh = sharding.make_mesh(1)
-    tx, schedule = optim.make_optimizer(config)
-    state, shardings = create_train_state(model, tx, config, mesh)
-    step = make_train_step(model, tx, schedule, config, shardings, mesh)
-    source = data.load_source(config.dataset, "train")
-    batch = next(iter(pipeline.train_dataset(source, global_batch_size=4, crop_size=48)))
-    global_batch = sharding.to_global(batch, mesh)
+    model, state, step, batch, global_batch = fixed_batch_training(config)
     for _ in range(60):
         state, step_metrics = step(state, global_batch)
     floating = [leaf for leaf in jax.tree.leaves(state) if jnp.issubdtype(leaf.dtype, jnp.floating)]
     assert floating and all(leaf.dtype == jnp.float32 for leaf in floating)
     assert step_metrics["loss"].dtype == jnp.float32 and np.isfinite(step_metrics["loss"])
     preds = model.apply(state.variables, batch["image"]).argmax(-1)
+    num_classes = data.dataset_info(config.dataset)[0]
     confusion = np.asarray(metrics.confusion_matrix(batch["label"], preds, num_classes))
     fitted, prior = metrics.mean_iou(confusion), _best_constant_mean_iou(confusion)
     assert fitted > prior + 0.3, (fitted, prior)

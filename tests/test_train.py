@@ -30,19 +30,26 @@ def _tiny_config():
     return config
 
 
-def test_train_steps_lower_the_loss_on_a_fixed_batch():
-    config = _tiny_config()
-    num_classes, _ = data.dataset_info(config.dataset)
-    model = build_model(config, num_classes)
+def fixed_batch_training(config):
+    """(model, initial state, jitted step, one host batch, that batch on the mesh) for `config`
+    on one device: the pieces of `train_and_evaluate`, for stepping a fixed batch by hand."""
+    model = build_model(config, data.dataset_info(config.dataset)[0])
     mesh = sharding.make_mesh(1)
     tx, schedule = optim.make_optimizer(config)
     state, shardings = create_train_state(model, tx, config, mesh)
     step = make_train_step(model, tx, schedule, config, shardings, mesh)
     source = data.load_source(config.dataset, "train")
-    batch = next(iter(pipeline.train_dataset(source, global_batch_size=2, crop_size=48)))
+    batch = next(iter(pipeline.train_dataset(
+        source, global_batch_size=config.batch_size, crop_size=config.crop_size
+    )))  # fmt: skip
+    return model, state, step, batch, sharding.to_global(batch, mesh)
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch():
+    _, state, step, _, batch = fixed_batch_training(_tiny_config())
     losses = []
     for _ in range(5):
-        state, metrics = step(state, sharding.to_global(batch, mesh))
+        state, metrics = step(state, batch)
         losses.append(float(metrics["loss"]))
     assert int(state.step) == 5
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
