@@ -6,10 +6,22 @@ so a mistyped field on the command line or in a preset is an error.
 
 from ml_collections import ConfigDict, config_dict
 
+from jaxseg import models
 
-def model_kwargs(**kwargs) -> ConfigDict:
-    """Locked keyword arguments for `jaxseg.models.create`, so a mistyped override fails."""
-    kwargs = ConfigDict(kwargs)
+
+def model_kwargs(model: str, **overrides) -> ConfigDict:
+    """Every option of registered model `model` at its default unless overridden, typed and
+    locked: any option can be set on the command line and a mistyped one fails."""
+    fields = models.option_fields(model)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"model {model!r} has no option {unknown[0]!r}; its options are: {', '.join(fields)}"
+        )
+    kwargs = ConfigDict()
+    for option, (field_type, default) in fields.items():
+        value = overrides.get(option, default)
+        kwargs[option] = config_dict.FieldReference(value, field_type=field_type)
     kwargs.lock()
     return kwargs
 
@@ -18,7 +30,7 @@ def get_config() -> ConfigDict:
     """Return the base config; presets override fields of it."""
     c = ConfigDict()
     c.model = "pspnet"
-    c.model_kwargs = model_kwargs()
+    c.model_kwargs = model_kwargs(c.model)
 
     c.dataset = "voc_segmentation/2012_aug"
     c.data_dir = config_dict.placeholder(str)

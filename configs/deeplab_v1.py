@@ -17,7 +17,7 @@ def get_config() -> ConfigDict:
     """DeepLab-LargeFOV VGG16 VOC preset."""
     c = base.get_config()
     c.model = "deeplab_v1"
-    c.model_kwargs = base.model_kwargs()
+    c.model_kwargs = base.model_kwargs(c.model)
     c.crop_size = 321
     c.batch_size = 20
     c.lr = 1e-3

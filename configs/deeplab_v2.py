@@ -17,7 +17,7 @@ def get_config() -> ConfigDict:
     """DeepLab v2-ResNet101 (ASPP-L, MSC) VOC preset."""
     c = base.get_config()
     c.model = "deeplab_v2"
-    c.model_kwargs = base.model_kwargs(depth=101, scales=(1.0, 0.75, 0.5))
+    c.model_kwargs = base.model_kwargs(c.model, depth=101, scales=(1.0, 0.75, 0.5))
     c.crop_size = 321
     c.scale_range = (0.5, 1.5)
     c.batch_size = 10

@@ -18,5 +18,7 @@ def get_config(depth: str = "101") -> ConfigDict:
     """DeepLab v3-ResNet101 (or :50) ADE20K preset."""
     c = ade20k_config(depth)
     c.model = "deeplab_v3"
-    c.model_kwargs = base.model_kwargs(depth=int(depth), output_stride=8, multi_grid=None, aux=True)
+    c.model_kwargs = base.model_kwargs(
+        c.model, depth=int(depth), output_stride=8, multi_grid=None, aux=True
+    )
     return c

@@ -15,7 +15,7 @@ def get_config() -> ConfigDict:
     """DeepLab v3+-ResNet101 VOC preset."""
     c = base.get_config()
     c.model = "deeplab_v3plus"
-    c.model_kwargs = base.model_kwargs(depth=101, output_stride=16)
+    c.model_kwargs = base.model_kwargs(c.model, depth=101, output_stride=16)
     c.crop_size = 513
     c.lr = 0.007
     c.num_steps = 30_000

@@ -15,7 +15,7 @@ def frontend_config(model: str, num_steps: int, **model_kwargs) -> ConfigDict:
     """The paper's front-end training recipe for `model`."""
     c = base.get_config()
     c.model = model
-    c.model_kwargs = base.model_kwargs(**model_kwargs)
+    c.model_kwargs = base.model_kwargs(c.model, **model_kwargs)
     c.crop_size = 500
     c.batch_size = 14
     c.lr = 1e-3

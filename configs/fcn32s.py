@@ -19,7 +19,7 @@ def fcn_config(model: str, lr: float) -> ConfigDict:
     """The paper's FCN-VGG16 VOC recipe for `model` at learning rate `lr`."""
     c = base.get_config()
     c.model = model
-    c.model_kwargs = base.model_kwargs()
+    c.model_kwargs = base.model_kwargs(c.model)
     c.crop_size = 500
     c.scale_range = (1.0, 1.0)
     c.flip = False

@@ -18,7 +18,7 @@ def get_config() -> ConfigDict:
     """torchvision FCN-ResNet101 VOC preset."""
     c = base.get_config()
     c.model = "fcn_resnet"
-    c.model_kwargs = base.model_kwargs(depth=101, aux=True)
+    c.model_kwargs = base.model_kwargs(c.model, depth=101, aux=True)
     c.crop_size = 480
     c.batch_size = 32
     c.lr = 0.02

@@ -19,7 +19,7 @@ def get_config() -> ConfigDict:
     c = base.get_config()
     c.model = "deeplab_v3"
     c.model_kwargs = base.model_kwargs(
-        depth=50, output_stride=16, multi_grid=(1, 2, 4), width=64, aspp_features=256
+        c.model, depth=50, output_stride=16, multi_grid=(1, 2, 4), width=64, aspp_features=256
     )
     c.dataset = "folder:"  # set with --config.dataset=folder:DIR
     c.crop_size = 512

@@ -16,7 +16,7 @@ def get_config() -> ConfigDict:
     """GCN-ResNet101 VOC preset."""
     c = base.get_config()
     c.model = "gcn"
-    c.model_kwargs = base.model_kwargs(depth=101, kernel_size=15)
+    c.model_kwargs = base.model_kwargs(c.model, depth=101, kernel_size=15)
     c.crop_size = 512
     c.scale_range = (1.0, 1.0)
     c.batch_size = 1

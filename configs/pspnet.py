@@ -13,7 +13,7 @@ def get_config() -> ConfigDict:
     """PSPNet-ResNet101 VOC preset."""
     c = base.get_config()
     c.model = "pspnet"
-    c.model_kwargs = base.model_kwargs(depth=101, output_stride=8, aux=True)
+    c.model_kwargs = base.model_kwargs(c.model, depth=101, output_stride=8, aux=True)
     c.crop_size = 473
     c.num_steps = 30_000
     c.aux_weight = 0.4

@@ -48,5 +48,5 @@ def get_config(depth: str = "101") -> ConfigDict:
     """PSPNet-ResNet101 (or :50) Cityscapes preset."""
     c = cityscapes_config(depth)
     c.model = "pspnet"
-    c.model_kwargs = base.model_kwargs(depth=int(depth), output_stride=8, aux=True)
+    c.model_kwargs = base.model_kwargs(c.model, depth=int(depth), output_stride=8, aux=True)
     return c

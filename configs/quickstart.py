@@ -14,7 +14,7 @@ def get_config() -> ConfigDict:
     c = base.get_config()
     c.model = "pspnet"
     c.model_kwargs = base.model_kwargs(
-        depth=18, output_stride=8, width=16, head_features=64, bins=(1, 2, 3, 6), aux=True
+        c.model, depth=18, output_stride=8, width=16, head_features=64, bins=(1, 2, 3, 6), aux=True
     )
     c.dataset = "shapes"
     c.crop_size = 96

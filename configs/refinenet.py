@@ -15,7 +15,7 @@ def get_config() -> ConfigDict:
     """RefineNet-ResNet101 VOC preset."""
     c = base.get_config()
     c.model = "refinenet"
-    c.model_kwargs = base.model_kwargs(depth=101, features=256, pooling_stages=4)
+    c.model_kwargs = base.model_kwargs(c.model, depth=101, features=256, pooling_stages=4)
     c.crop_size = 400
     c.batch_size = 1
     c.lr = 5e-4

@@ -16,7 +16,7 @@ def segnet_config() -> ConfigDict:
     """SegNet-Tutorial's solver settings on the base dataset."""
     c = base.get_config()
     c.model = "segnet"
-    c.model_kwargs = base.model_kwargs()
+    c.model_kwargs = base.model_kwargs(c.model)
     c.crop_size = 480
     c.batch_size = 4
     c.lr = 1e-3

@@ -12,7 +12,7 @@ median-frequency weights make the net paint buildings and trees as signs and ped
 
 from ml_collections import ConfigDict
 
-from configs import base, segnet_camvid
+from configs import segnet_camvid
 
 WEIGHTINGS = ("none", "weighted")
 
@@ -25,7 +25,7 @@ def get_config(weighting: str = "none") -> ConfigDict:
             f"segnet_camvid_cpu: preset argument {weighting!r}; expected one of {WEIGHTINGS}"
         )
     c = segnet_camvid.get_config()
-    c.model_kwargs = base.model_kwargs(width=16)
+    c.model_kwargs.width = 16
     if weighting == "none":
         c.class_weights = None
     c.scale_range = (0.5, 0.5)

@@ -15,7 +15,7 @@ def get_config() -> ConfigDict:
     """U-Net VOC preset."""
     c = base.get_config()
     c.model = "unet"
-    c.model_kwargs = base.model_kwargs()
+    c.model_kwargs = base.model_kwargs(c.model)
     c.crop_size = 512
     c.batch_size = 8
     c.momentum = 0.99

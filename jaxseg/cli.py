@@ -1,5 +1,6 @@
 """Shared plumbing of the command-line tools: config names, distributed start-up, clean errors."""
 
+import difflib
 import logging
 import os
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import jax
 from absl import app, flags
+from ml_collections import config_flags
 
 from jaxseg.data import DatasetNotPreparedError
 from jaxseg.train import StoppedEarlyError
@@ -69,8 +71,40 @@ def _parse_flags(argv: list[str]) -> list[str]:
     except flags.Error as error:
         sys.exit(f"error: {error}; see --help")
     except (AttributeError, KeyError, TypeError) as error:  # ml_collections: unknown field
+        unknown = _unknown_override(argv, _preset_alone(argv))
+        if unknown:
+            sys.exit(f"error: bad --config override: {unknown}")
         detail = str(error.args[0] if error.args else error).replace("\n", " ").strip("'")
-        sys.exit(f"error: bad --config override: no such field {detail}")
+        sys.exit(f"error: bad --config override: {detail}")
+
+
+def _preset_alone(argv: Sequence[str]) -> object:
+    """The config `--config=` names, loaded without the overrides that failed to apply."""
+    preset_argv = [argv[0], *(arg for arg in argv if arg.startswith("--config="))]
+    fresh = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, flag_values=fresh, sys_argv=preset_argv)
+    fresh(preset_argv)
+    return fresh.config
+
+
+def _unknown_override(argv: Sequence[str], config: object) -> str | None:
+    """Names the first `--config.A.B=...` whose field the config lacks, and the valid fields."""
+    if config is None:
+        return None
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        parent, prefix = config, "config"
+        for key in arg.removeprefix("--config.").split("=")[0].split("."):
+            if not hasattr(parent, "keys"):
+                return f"{prefix} is a value, not a group of fields"
+            if key not in parent:
+                close = difflib.get_close_matches(key, list(parent.keys()), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                valid = ", ".join(sorted(parent.keys()))
+                return f"{prefix} has no field {key!r}{hint}; its fields are: {valid}"
+            parent, prefix = parent[key], f"{prefix}.{key}"
+    return None
 
 
 _ABORT_GRACE_S = 30

@@ -13,6 +13,6 @@ from jaxseg.models import (  # noqa: F401  (registration)
     segnet,
     unet,
 )
-from jaxseg.models.registry import create, names, options, register
+from jaxseg.models.registry import create, names, option_fields, options, register
 
-__all__ = ["create", "names", "options", "register"]
+__all__ = ["create", "names", "option_fields", "options", "register"]
