@@ -5,10 +5,13 @@
 Writes WORKDIR/eval_metrics.json; with --predictions_dir, also label PNGs in the VOC palette.
 """
 
+import sys
+
 from absl import flags
 from ml_collections import config_flags
 
-from jaxseg import cli
+import configs
+from jaxseg import cli, errors
 from jaxseg.evaluate import evaluate_workdir, format_table
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Preset name or config file.")
@@ -20,11 +23,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     del argv
     cli.initialize_distributed()
-    summary = cli.run_with_clean_errors(
+    summary = errors.run_with_clean_errors(
         lambda: evaluate_workdir(_CONFIG.value, _WORKDIR.value, _PREDICTIONS.value)
     )
     print(format_table(summary))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, configs.resolve_argv(sys.argv))

@@ -13,7 +13,7 @@ from pathlib import Path
 from absl import app, flags
 from PIL import Image
 
-from jaxseg import checkpoint, cli
+from jaxseg import checkpoint, cli, errors
 from jaxseg.build import model_from_spec
 from jaxseg.config_checks import check_scales
 from jaxseg.data import palette
@@ -97,8 +97,8 @@ def _predict(paths: list[str]) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
         raise app.UsageError("give one or more image paths")
-    cli.run_with_clean_errors(lambda: _predict(argv[1:]))
+    errors.run_with_clean_errors(lambda: _predict(argv[1:]))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, sys.argv)

@@ -6,10 +6,13 @@
 resumes from the latest checkpoint in the workdir.
 """
 
+import sys
+
 from absl import flags
 from ml_collections import config_flags
 
-from jaxseg import cli
+import configs
+from jaxseg import cli, errors
 from jaxseg.train import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Preset name or config file.")
@@ -20,10 +23,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     del argv
     cli.initialize_distributed()
-    result = cli.run_with_clean_errors(lambda: train_and_evaluate(_CONFIG.value, _WORKDIR.value))
+    result = errors.run_with_clean_errors(lambda: train_and_evaluate(_CONFIG.value, _WORKDIR.value))
     if "mean_iou" in result:
         print(f"step {result['step']}: val mIoU {100 * result['mean_iou']:.2f}")
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, configs.resolve_argv(sys.argv))

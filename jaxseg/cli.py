@@ -1,22 +1,15 @@
 """Shared plumbing of the command-line tools: config names, distributed start-up, clean errors."""
 
 import difflib
-import logging
-import os
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseg.data import DatasetNotPreparedError
-from jaxseg.train import StoppedEarlyError
-
-CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+from jaxseg import errors
 
 flags.DEFINE_bool(
     "distributed",
@@ -35,34 +28,10 @@ flags.DEFINE_integer(
 )
 
 
-def resolve_config_argv(argv: Sequence[str], configs_dir: Path = CONFIGS_DIR) -> list[str]:
-    """Rewrite `--config=NAME[:ARGS]` to the preset file `configs/NAME.py[:ARGS]`.
-
-    Paths (anything ending in `.py` before the optional `:ARGS`) are left alone. An unknown
-    name exits with the list of presets.
-    """
-    resolved = []
-    for arg in argv:
-        if arg.startswith("--config="):
-            value = arg.split("=", 1)[1]
-            name, sep, rest = value.partition(":")
-            if not name.endswith(".py"):
-                path = configs_dir / f"{name}.py"
-                if not path.exists():
-                    files = configs_dir.glob("*.py")
-                    presets = sorted(p.stem for p in files if p.stem not in ("__init__", "base"))
-                    sys.exit(
-                        f"error: --config={value}: no preset {path}; presets: {', '.join(presets)}"
-                    )
-                arg = f"--config={path}{sep}{rest}"
-        resolved.append(arg)
-    return resolved
-
-
-def run(main: Callable[[list[str]], None]) -> None:
-    """`absl.app.run(main)` with preset names resolved and a bad `--config.FIELD` override
-    reported in one line."""
-    app.run(main, argv=resolve_config_argv(sys.argv), flags_parser=_parse_flags)
+def run(main: Callable[[list[str]], None], argv: Sequence[str]) -> None:
+    """`absl.app.run(main)` on `argv` (preset names resolved by `configs.resolve_argv`) with a
+    bad `--config.FIELD` override reported in one line."""
+    app.run(main, argv=list(argv), flags_parser=_parse_flags)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -130,7 +99,7 @@ def initialize_distributed() -> None:
         f"within --initialization_timeout={timeout} s; start every process (same command, each "
         "with its --process_id), or check the address and port"
     )
-    watchdog = threading.Timer(timeout, _exit_now, args=(message,))
+    watchdog = threading.Timer(timeout, errors.exit_now, args=(message,))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -142,57 +111,6 @@ def initialize_distributed() -> None:
             heartbeat_timeout_seconds=flag_values.heartbeat_timeout,
         )
     except Exception as error:  # e.g. an address that does not parse
-        _exit_now(f"{message} ({_first_line(error)})")
+        errors.exit_now(f"{message} ({errors.first_line(error)})")
     finally:
         watchdog.cancel()
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().split("\n", 1)[0][:300]
-
-
-def _exit_now(message: str, code: int = 1) -> None:
-    """Print `message` and exit at once, skipping the multi-host shutdown barrier that would
-    otherwise wait for processes that are gone."""
-    print(message, file=sys.stderr, flush=True)
-    logging.shutdown()
-    os._exit(code)
-
-
-def _raised_by_model_registry(error: TypeError) -> bool:
-    """Whether `error` is `jaxseg.models.create` rejecting an option (not a bug elsewhere)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).name == "registry.py"
-
-
-def run_with_clean_errors(fn: Callable[[], object]) -> object:
-    """Run `fn`; errors caused by the user's data or setup print one message, not a traceback.
-
-    A run stopped by a signal exits with 128 + the signal's number, as a killed process
-    would, so schedulers do not record it as finished. Set JAXSEG_TRACEBACK=1 to see the full
-    traceback instead.
-    """
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    if os.environ.get("JAXSEG_TRACEBACK"):
-        return fn()
-    try:
-        return fn()
-    except StoppedEarlyError as error:
-        print(f"stopped: {error}", file=sys.stderr)
-        sys.exit(128 + error.signum)
-    except (DatasetNotPreparedError, FileNotFoundError, ValueError, FloatingPointError) as error:
-        sys.exit(f"error: {error}")
-    except OSError as error:
-        sys.exit(f"error: {error}; choose a folder you can write to, or fix its permissions")
-    except TypeError as error:
-        if not _raised_by_model_registry(error):
-            raise
-        sys.exit(f"error: config.model_kwargs: {error}")
-    except jax.errors.JaxRuntimeError as error:
-        if jax.process_count() == 1:
-            raise
-        _exit_now(
-            f"error: process {jax.process_index()} lost contact with another process "
-            f"({_first_line(error)}); the newest checkpoint is kept: restart every process "
-            "with the same command to resume"
-        )

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg import checkpoint, cli, losses
+from jaxseg import checkpoint, errors, losses
 from jaxseg.build import model_from_spec
 from jaxseg.nn.resize import planar_pooling
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     args = parser.parse_args(argv)
     print(
-        cli.run_with_clean_errors(
+        errors.run_with_clean_errors(
             lambda: export_workdir(
                 args.workdir, args.format, args.out, args.height, args.width, args.batch,
                 args.use_ema,

@@ -27,6 +27,7 @@ from jaxseg import checkpoint, data, losses, optim, sharding
 from jaxseg.build import build_model
 from jaxseg.config_checks import check_training_config
 from jaxseg.data import pipeline
+from jaxseg.errors import StoppedEarlyError
 from jaxseg.evaluate import Evaluator
 from jaxseg.nn import norm
 from jaxseg.pretrained import load_initial_weights
@@ -144,17 +145,6 @@ def make_train_step(
         out_shardings=(state_shardings, sharding.replicated(mesh)),
         donate_argnums=0,
     )
-
-
-class StoppedEarlyError(Exception):
-    """Training stopped early on a signal, after saving the step it reached."""
-
-    def __init__(self, signum: int, step: int, checkpoint_dir: str | Path):
-        self.signum, self.step = signum, step
-        super().__init__(
-            f"stopped early at step {step} on signal {signum}; step {step} is saved in "
-            f"{checkpoint_dir}: rerun the same command to resume"
-        )
 
 
 class _StopRequest:

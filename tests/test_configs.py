@@ -12,11 +12,12 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from jaxseg import build, cli, data, models
+import configs
+from jaxseg import build, data, models
 
 REPO = Path(__file__).resolve().parents[1]
 
-PRESETS = sorted(p.stem for p in cli.CONFIGS_DIR.glob("*.py") if p.stem not in ("__init__", "base"))
+PRESETS = configs.preset_names()
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -40,8 +41,8 @@ def test_every_model_has_a_preset():
 
 
 def test_config_names_resolve_to_files():
-    resolved = cli.resolve_config_argv(["train.py", "--config=pspnet:x", "--other=1"])
-    assert resolved[1] == f"--config={Path(cli.CONFIGS_DIR) / 'pspnet.py'}:x"
+    resolved = configs.resolve_argv(["train.py", "--config=pspnet:x", "--other=1"])
+    assert resolved[1] == f"--config={configs.DIR / 'pspnet.py'}:x"
     assert resolved[2] == "--other=1"
 
 
@@ -58,7 +59,7 @@ def test_benchmark_presets_take_the_resnet_depth(name):
 
 def _parsed_preset(name: str, *overrides: str):
     """Preset `name` with `--config.FIELD=VALUE` overrides parsed as train.py parses them."""
-    argv = ["train.py", f"--config={cli.CONFIGS_DIR / name}.py", *overrides]
+    argv = ["train.py", f"--config={configs.DIR / name}.py", *overrides]
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", None, flag_values=values, sys_argv=argv)
     values(argv)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jax
 
-from jaxseg import checkpoint, cli
+from jaxseg import checkpoint, errors
 from jaxseg.convert.api import SOURCES, convert
 from jaxseg.convert.files import load_state_dict
 
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder to write")
     args = parser.parse_args(argv)
     print(
-        cli.run_with_clean_errors(
+        errors.run_with_clean_errors(
             lambda: convert_file(args.checkpoint, args.source, args.arch, args.out)
         )
     )

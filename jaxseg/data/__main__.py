@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxseg import data
-from jaxseg.cli import run_with_clean_errors
+from jaxseg.errors import run_with_clean_errors
 
 
 def _parser() -> argparse.ArgumentParser:

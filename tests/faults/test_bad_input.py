@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg import checkpoint, cli, config_checks, data
+from jaxseg import checkpoint, config_checks, data, errors
 from jaxseg.build import build_model
 from jaxseg.data import __main__ as prepare_cli
 from jaxseg.data.images import read_rgb
@@ -22,9 +22,9 @@ from tests.test_train import REPO
 
 
 def _clean_exit(fn) -> str:
-    """The one-line message `cli.run_with_clean_errors` exits with."""
+    """The one-line message `errors.run_with_clean_errors` exits with."""
     with pytest.raises(SystemExit) as exit_:
-        cli.run_with_clean_errors(fn)
+        errors.run_with_clean_errors(fn)
     message = str(exit_.value.code)
     assert message.startswith("error: ") and "\n" not in message, message
     return message

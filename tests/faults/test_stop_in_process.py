@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from jaxseg import checkpoint, train
+from jaxseg.errors import StoppedEarlyError
 from jaxseg.evaluate import Evaluator
-from jaxseg.train import NonFiniteLossError, StoppedEarlyError, train_and_evaluate
+from jaxseg.train import NonFiniteLossError, train_and_evaluate
 from tests.faults.conftest import assert_same_params, tiny_config
 
 
