@@ -1,4 +1,5 @@
-"""Shared plumbing of the command-line tools: config names, distributed start-up, clean errors."""
+"""Shared plumbing of the command-line tools: flag parsing with one-line override errors and
+multi-host start-up."""
 
 import difflib
 import sys
