@@ -14,16 +14,9 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from jaxseg.convert.smp import DEEPLABV3PLUS_OPTIONS
+
 NUM_CLASSES = 21
-SMP_DEEPLABV3PLUS = dict(
-    depth=50,
-    output_stride=16,
-    multi_grid=None,
-    rates=(12, 24, 36),
-    aspp_conv=True,
-    fuse_convs=1,
-    dilate_first_block=True,
-)
 
 
 class TorchPSPNet(nn.Module):
@@ -163,7 +156,7 @@ PAIRS: dict[str, Pair] = {
     ),
     "deeplab_v3plus": Pair(
         "deeplab_v3plus",
-        SMP_DEEPLABV3PLUS,
+        dict(depth=50, **DEEPLABV3PLUS_OPTIONS),
         "smp DeepLabV3Plus resnet50",
         lambda: smp_model("DeepLabV3Plus", "resnet50"),
         needs_smp=True,
