@@ -5,7 +5,7 @@ same architecture (torchvision, segmentation_models_pytorch, or built here from 
 jaxseg's code uses); throughput.py checks that both have equally many parameters.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +14,58 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
+from jaxseg.backbones.resnet import STAGE_NAMES
+from jaxseg.backbones.vgg import VGG16_STAGES, stage_channels
 from jaxseg.convert.smp import DEEPLABV3PLUS_OPTIONS
 
 NUM_CLASSES = 21
+VGG16_CHANNELS = stage_channels()
+
+
+def upsample(x: torch.Tensor, size: Sequence[int], align_corners: bool = True) -> torch.Tensor:
+    """Bilinear resizing of NCHW `x` to `size`, as jaxseg's `resize_bilinear`."""
+    return F.interpolate(x, tuple(size), mode="bilinear", align_corners=align_corners)
+
+
+def conv_block(
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    *,
+    dilation: int = 1,
+    padding: int | None = None,
+    batch_norm: bool = False,
+    bias: bool = True,
+) -> list[nn.Module]:
+    """jaxseg's ConvBNAct: conv (padding dilation * (kernel - 1) // 2 unless given), optional
+    BatchNorm, ReLU."""
+    padding = dilation * (kernel - 1) // 2 if padding is None else padding
+    conv = nn.Conv2d(
+        in_channels, out_channels, kernel, padding=padding, dilation=dilation, bias=bias
+    )
+    return [conv, *([nn.BatchNorm2d(out_channels)] if batch_norm else []), nn.ReLU(inplace=True)]
+
+
+class ResNet50Features(torchvision.models.ResNet):
+    """torchvision's ResNet-50 (same module names, no classifier) returning jaxseg's feature
+    dict: `stem` (stride 2, before max pooling) and `layer1`..`layer4`; output stride 8/16/32
+    by dilation, keeping the previous dilation in a dilated stage's first block."""
+
+    def __init__(self, output_stride: int = 32):
+        dilated = {32: [False] * 3, 16: [False, False, True], 8: [False, True, True]}
+        super().__init__(
+            torchvision.models.resnet.Bottleneck,
+            [3, 4, 6, 3],
+            replace_stride_with_dilation=dilated[output_stride],
+        )
+        del self.avgpool, self.fc
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = {"stem": self.relu(self.bn1(self.conv1(x)))}
+        x = self.maxpool(features["stem"])
+        for name in STAGE_NAMES:
+            x = features[name] = getattr(self, name)(x)
+        return features
 
 
 class TorchPSPNet(nn.Module):
@@ -24,22 +73,15 @@ class TorchPSPNet(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
-        trunk = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True])
-        self.stem = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool)
-        self.layers = nn.ModuleList([trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4])
+        self.backbone = ResNet50Features(8)
         self.branches = nn.ModuleList(
             nn.Sequential(
-                nn.AdaptiveAvgPool2d(b),
-                nn.Conv2d(2048, 512, 1, bias=False),
-                nn.BatchNorm2d(512),
-                nn.ReLU(inplace=True),
+                nn.AdaptiveAvgPool2d(b), *conv_block(2048, 512, 1, batch_norm=True, bias=False)
             )
             for b in (1, 2, 3, 6)
         )
         self.fuse = nn.Sequential(
-            nn.Conv2d(4096, 512, 3, padding=1, bias=False),
-            nn.BatchNorm2d(512),
-            nn.ReLU(inplace=True),
+            *conv_block(4096, 512, 3, batch_norm=True, bias=False),
             nn.Dropout(0.1),
             nn.Conv2d(512, num_classes, 1),
         )
@@ -47,45 +89,42 @@ class TorchPSPNet(nn.Module):
 
     def forward(self, x):
         size = x.shape[2:]
-        y = self.stem(x)
-        y = self.layers[1](self.layers[0](y))
-        aux = self.layers[2](y)
-        y = self.layers[3](aux)
-        pyramid = [y] + [
-            F.interpolate(b(y), y.shape[2:], mode="bilinear", align_corners=True)
-            for b in self.branches
-        ]
-        out = F.interpolate(
-            self.fuse(torch.cat(pyramid, 1)), size, mode="bilinear", align_corners=True
-        )
+        features = self.backbone(x)
+        y = features["layer4"]
+        pyramid = [y] + [upsample(b(y), y.shape[2:]) for b in self.branches]
+        out = upsample(self.fuse(torch.cat(pyramid, 1)), size)
         if not self.training:
             return out
-        return out, F.interpolate(self.aux(aux), size, mode="bilinear", align_corners=True)
+        return out, upsample(self.aux(features["layer3"]), size)
 
 
-def vgg16_trunk(pools: list, dilations: tuple[int, ...], fc: tuple | None) -> nn.Sequential:
-    """jaxseg's VGG16 variants: 13 3x3 conv-ReLU, per-stage pool (None: removed) and dilation,
-    fc6/fc7 as `fc` = (features, kernel, dilation, padding) convs with ReLU and dropout 0.5."""
-    layers, channels = [], 3
-    for stage, count in enumerate((2, 2, 3, 3, 3)):
-        out = 64 * min(2**stage, 8)
-        for _ in range(count):
-            d = dilations[stage]
-            layers += [nn.Conv2d(channels, out, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
-            channels = out
-        if pools[stage] is not None:
-            layers.append(nn.MaxPool2d(*pools[stage], ceil_mode=True))
-    if fc is not None:
-        features, kernel, dilation, padding = fc
-        layers += [
-            nn.Conv2d(channels, features, kernel, padding=padding, dilation=dilation),
-            nn.ReLU(inplace=True),
-            nn.Dropout(0.5),
-            nn.Conv2d(features, features, 1),
-            nn.ReLU(inplace=True),
-            nn.Dropout(0.5),
-        ]
-    return nn.Sequential(*layers)
+class VGG16(nn.Sequential):
+    """jaxseg's VGG16 variants: 13 3x3 conv-ReLU, per-stage pool (`pools[s]`: MaxPool2d
+    arguments, None: removed; ceil mode) and dilation, fc6/fc7 as `fc` = (features, kernel,
+    dilation, padding) convs with ReLU and dropout 0.5."""
+
+    def __init__(
+        self,
+        pools: Sequence[tuple[int, ...] | None],
+        dilations: Sequence[int],
+        fc: tuple[int, int, int, int] | None,
+    ):
+        layers, channels = [], 3
+        for stage, (count, out) in enumerate(zip(VGG16_STAGES, VGG16_CHANNELS, strict=True)):
+            for _ in range(count):
+                layers += conv_block(channels, out, 3, dilation=dilations[stage])
+                channels = out
+            if pools[stage] is not None:
+                layers.append(nn.MaxPool2d(*pools[stage], ceil_mode=True))
+        if fc is not None:
+            features, kernel, dilation, padding = fc
+            layers += [
+                *conv_block(channels, features, kernel, dilation=dilation, padding=padding),
+                nn.Dropout(0.5),
+                *conv_block(features, features, 1),
+                nn.Dropout(0.5),
+            ]
+        super().__init__(*layers)
 
 
 class ScoresUpsampled(nn.Module):
@@ -96,14 +135,12 @@ class ScoresUpsampled(nn.Module):
         self.body, self.align_corners = body, align_corners
 
     def forward(self, x):
-        return F.interpolate(
-            self.body(x), x.shape[2:], mode="bilinear", align_corners=self.align_corners
-        )
+        return upsample(self.body(x), x.shape[2:], self.align_corners)
 
 
 def deeplab_v1() -> nn.Module:
     """DeepLab-LargeFOV: 3x3 pools (stride 1 for pool4/5), conv5 dilated 2, fc6 3x3 at 12."""
-    trunk = vgg16_trunk([(3, 2, 1)] * 3 + [(3, 1, 1)] * 2, (1, 1, 1, 1, 2), (1024, 3, 12, 12))
+    trunk = VGG16([(3, 2, 1)] * 3 + [(3, 1, 1)] * 2, (1, 1, 1, 1, 2), (1024, 3, 12, 12))
     return ScoresUpsampled(nn.Sequential(trunk, nn.Conv2d(1024, NUM_CLASSES, 1)), True)
 
 
@@ -111,16 +148,13 @@ def dilated(context: bool) -> nn.Module:
     """Yu and Koltun's front end (pool4/5 removed, conv5 at 2, fc6 7x7 at 4), with the large
     context module (3x3 at dilations 1, 1, 2, 4, 8, 16, 1 widening C to 32C, 1x1 back)."""
     layers = [
-        vgg16_trunk([(2, 2)] * 3 + [None, None], (1, 1, 1, 1, 2), (4096, 7, 4, 12)),
+        VGG16([(2, 2)] * 3 + [None, None], (1, 1, 1, 1, 2), (4096, 7, 4, 12)),
         nn.Conv2d(4096, NUM_CLASSES, 1),
     ]
     if context:
         channels = NUM_CLASSES
         for d, m in zip((1, 1, 2, 4, 8, 16, 1), (2, 2, 4, 8, 16, 32, 32), strict=True):
-            layers += [
-                nn.Conv2d(channels, m * NUM_CLASSES, 3, padding=d, dilation=d),
-                nn.ReLU(inplace=True),
-            ]
+            layers += conv_block(channels, m * NUM_CLASSES, 3, dilation=d)
             channels = m * NUM_CLASSES
         layers.append(nn.Conv2d(channels, NUM_CLASSES, 1))
     return ScoresUpsampled(nn.Sequential(*layers), False)
