@@ -4,13 +4,15 @@
         [--dtype float32|bfloat16] [--device cpu|cuda] [--list]
 
 Each model is paired with its PyTorch twin (`benchmarks/torch_models.py`, `--list` prints
-them); start-up asserts both have equally many parameters. The frameworks alternate round by
-round in one process; the report is median images/s, the jaxseg/PyTorch ratio (above 1: jaxseg
-is faster) and peak memory: for jaxseg XLA's compiled memory analysis (arguments + outputs +
-temporaries of the train step), for PyTorch the peak allocated CUDA memory on GPU and on CPU
-the growth of the process's peak RSS over the first train step (0 when an earlier model
-already raised the peak). With --device=cuda PyTorch runs channels_last under bf16 autocast
-and MFU is the train step's XLA cost-analysis FLOPs per second over --peak_tflops.
+them); start-up asserts both have equally many parameters. The train step's loss is the main
+cross-entropy plus 0.4 times each auxiliary output's (DeepLab v2: each input scale's), in both
+frameworks. The frameworks alternate round by round in one process; the report is median
+images/s, the jaxseg/PyTorch ratio (above 1: jaxseg is faster) and peak memory: for jaxseg
+XLA's compiled memory analysis (arguments + outputs + temporaries of the train step), for
+PyTorch the peak allocated CUDA memory on GPU and on CPU the growth of the process's peak RSS
+over the first train step (0 when an earlier model already raised the peak). With
+--device=cuda PyTorch runs channels_last under bf16 autocast and MFU is the train step's XLA
+cost-analysis FLOPs per second over --peak_tflops.
 Compilation and warm-up are excluded.
 """
 
@@ -56,10 +58,10 @@ def torch_runners(pair: Pair, images: np.ndarray, labels: np.ndarray, args):
         with autocast:
             out = model(x)
             out = (out["out"], out["aux"]) if isinstance(out, dict) else out
-            main, aux = out if isinstance(out, tuple) else (out, None)
+            main, *aux = out if isinstance(out, tuple) else (out,)
             loss = F.cross_entropy(main.float(), y, ignore_index=255)
-            if aux is not None:
-                loss = loss + 0.4 * F.cross_entropy(aux.float(), y, ignore_index=255)
+            for logits in aux:
+                loss = loss + 0.4 * F.cross_entropy(logits.float(), y, ignore_index=255)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -22,6 +22,15 @@ from jaxseg.convert.mapping import (
 CLASSIFIER = ("classifier", "segmentation_head.0")
 CLASSIFIER_WEIGHT = "segmentation_head.0.weight"
 ENCODER = resnet_rules("backbone/", "encoder.")
+DEEPLABV3PLUS_OPTIONS = dict(
+    output_stride=16,
+    multi_grid=None,
+    rates=(12, 24, 36),
+    aspp_conv=True,
+    fuse_convs=1,
+    dilate_first_block=True,
+)
+"""jaxseg `deeplab_v3plus` options (all but `depth`) that reproduce `smp.DeepLabV3Plus`."""
 
 
 def unet(depth: int, keys: Collection[str]) -> Target:
@@ -105,12 +114,7 @@ def deeplabv3plus(depth: int, keys: Collection[str]) -> Target:
         rules,
         CLASSIFIER_WEIGHT,
         depth=depth,
-        output_stride=16,
-        multi_grid=None,
-        rates=(12, 24, 36),
-        aspp_conv=True,
-        fuse_convs=1,
-        dilate_first_block=True,
+        **DEEPLABV3PLUS_OPTIONS,
     )
 
 
