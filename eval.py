@@ -2,7 +2,8 @@
 
     python eval.py --config=pspnet --workdir=runs/pspnet [--config.eval.scales='(0.75,1.0,1.25)']
 
-Writes WORKDIR/eval_metrics.json; with --predictions_dir, also label PNGs in the VOC palette.
+Writes WORKDIR/eval_metrics.json (with the confusion matrix) and WORKDIR/confusion_matrix.png;
+with --predictions_dir, also label PNGs in the VOC palette.
 """
 
 import sys

@@ -15,13 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
+from PIL import Image
 from tqdm import tqdm
 
 from jaxseg import checkpoint, config_checks, data, metrics, sharding
 from jaxseg.build import model_for_workdir
 from jaxseg.data import pipeline
 from jaxseg.inference import predict_probs
-from jaxseg.viz import panel
+from jaxseg.viz import confusion_matrix_image, panel
 
 
 class Evaluator:
@@ -154,7 +155,8 @@ def evaluate_workdir(
     config: ConfigDict, workdir: str | Path, prediction_dir: str | Path | None = None
 ) -> dict:
     """Evaluate the latest checkpoint in `workdir` on `config.eval_split`; writes
-    `workdir/eval_metrics.json` and returns the summary."""
+    `workdir/eval_metrics.json` (metrics and the confusion matrix, `[true][predicted]` pixel
+    counts) and `workdir/confusion_matrix.png` (rows normalised), and returns the summary."""
     num_classes, class_names = data.dataset_info(config.dataset)
     model = model_for_workdir(config, workdir, num_classes)
     mesh = sharding.make_mesh(config.num_devices)
@@ -166,7 +168,8 @@ def evaluate_workdir(
     evaluator = Evaluator(model, config, mesh, source, class_names)
     summary = evaluator.run(variables, prediction_dir=prediction_dir)
     if jax.process_index() == 0:
-        out = {k: v for k, v in summary.items() if k != "confusion_matrix"}
-        out.update(dataset=config.dataset, split=config.eval_split)
+        out = {**summary, "dataset": config.dataset, "split": config.eval_split}
         Path(workdir, "eval_metrics.json").write_text(json.dumps(out, indent=2))
+        picture = confusion_matrix_image(np.asarray(summary["confusion_matrix"]), class_names)
+        Image.fromarray(picture).save(Path(workdir, "confusion_matrix.png"))
     return summary

@@ -1,10 +1,13 @@
-"""TensorBoard logging (scalars, per-class IoU, prediction overlays) without TensorFlow."""
+"""TensorBoard logging (scalars, per-class IoU, confusion matrix, prediction overlays) without
+TensorFlow."""
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from tensorboardX import SummaryWriter as _TensorBoardWriter
+
+from jaxseg.viz import confusion_matrix_image
 
 
 class SummaryWriter:
@@ -22,7 +25,8 @@ class SummaryWriter:
         self._writer.flush()
 
     def evaluation(self, step: int, summary: Mapping, panels: Sequence[np.ndarray]) -> None:
-        """Log mIoU, pixel accuracy, per-class IoU and image | label | prediction panels."""
+        """Log mIoU, pixel accuracy, per-class IoU, the row-normalised confusion matrix and
+        image | label | prediction panels."""
         if self._writer is None:
             return
         scalars = {
@@ -33,6 +37,9 @@ class SummaryWriter:
             if value is not None:
                 scalars[f"eval_iou/{name}"] = value
         self.scalars(step, scalars)
+        names = list(summary["per_class_iou"])
+        matrix = confusion_matrix_image(np.asarray(summary["confusion_matrix"]), names)
+        self._writer.add_image("eval/confusion_matrix", matrix, step, dataformats="HWC")
         for i, image in enumerate(panels):
             self._writer.add_image(f"eval/prediction_{i}", image, step, dataformats="HWC")
         self._writer.flush()

@@ -73,8 +73,9 @@ def _summary(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_prints_the_table():
-    result = _summary("deeplab_v3", "--size", "32", "40", "--num_classes", "5", "--no_memory",
-                      *NARROW_ARGS)
+    result = _summary(
+        "deeplab_v3", "--size", "32", "40", "--num_classes", "5", "--no_memory", *NARROW_ARGS
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = report.report("deeplab_v3", 5, (32, 40), **NARROW)
     for module, n in [*expected.parameters.items(), ("total", expected.total_parameters)]:
