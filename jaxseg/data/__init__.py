@@ -12,6 +12,7 @@ import importlib
 import io
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -149,22 +150,35 @@ class Source:
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         return [_decoded(example) for example in self.records.__getitems__(indices)]
 
+    def _undecoded_images(self) -> Any:
+        return dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
+
     def image_sizes(self) -> np.ndarray:
         """(N, 2) int array of (height, width), read from image headers without decoding."""
-        raw = dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
+        raw = self._undecoded_images()
         sizes = []
         for index in range(len(raw)):
             with Image.open(io.BytesIO(raw[index]["image"])) as image:
                 sizes.append((image.height, image.width))
         return np.asarray(sizes, np.int64).reshape(-1, 2)
 
+    def masks(self) -> Iterator[np.ndarray]:
+        """Each example's (H, W) uint8 mask in order, without decoding its image."""
+        raw = self._undecoded_images()
+        for index in range(len(raw)):
+            yield _mask(raw[index])
+
+
+def _mask(example: dict[str, Any]) -> np.ndarray:
+    mask = example["segmentation_mask"]
+    return mask[..., 0] if mask.ndim == 3 else mask
+
 
 def _decoded(example: dict[str, Any]) -> dict[str, Any]:
-    mask = example["segmentation_mask"]
     file_name = example["file_name"]
     return {
         "image": example["image"],
-        "segmentation_mask": mask[..., 0] if mask.ndim == 3 else mask,
+        "segmentation_mask": _mask(example),
         "file_name": file_name.decode() if isinstance(file_name, bytes) else str(file_name),
     }
 
