@@ -34,7 +34,7 @@ def _colour(share: float) -> tuple:
 def test_eval_metrics_json_holds_the_bincount_of_the_saved_predictions(tmp_path):
     num_classes = shapes.NUM_CLASSES
     model = models.create("deeplab_v1", num_classes=num_classes, **NARROW)
-    variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.float32))
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.float32))
     write_checkpoint(tmp_path, ("deeplab_v1", num_classes, NARROW), variables)
     config = quickstart.get_config()
     config.dataset, config.eval.batch_size = "shapes/tiny", 4

@@ -26,7 +26,7 @@ def test_totals_are_the_initialised_variables_and_the_train_step_is_measured():
         "deeplab_v1", 5, (32, 40), batch=2, train_config=base.get_config(), **narrow
     )
     model = models.create("deeplab_v1", num_classes=5, **narrow)
-    variables = model.init(jax.random.PRNGKey(0), jax.numpy.zeros((1, 32, 40, 3)))
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), jax.numpy.zeros((1, 32, 40, 3)))
     assert result.total_parameters == report.count(variables["params"])
     assert set(result.parameters) == set(variables["params"])
     assert result.batch_stats == report.count(variables.get("batch_stats", {}))
