@@ -8,7 +8,7 @@ from flax import linen as nn
 
 from jaxseg.nn.conv import Conv2d, ConvBNAct, SeparableConv2d
 from jaxseg.nn.norm import BatchNorm
-from jaxseg.nn.resize import global_avg_pool
+from jaxseg.nn.pooling import global_avg_pool
 
 ModuleDef = Any
 

@@ -8,7 +8,8 @@ from flax import linen as nn
 
 from jaxseg.nn.conv import ConvBNAct
 from jaxseg.nn.norm import BatchNorm
-from jaxseg.nn.resize import adaptive_avg_pool, resize_bilinear
+from jaxseg.nn.pooling import adaptive_avg_pool
+from jaxseg.nn.resize import resize_bilinear
 
 ModuleDef = Any
 
