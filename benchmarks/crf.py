@@ -36,6 +36,7 @@ from PIL import Image
 from scipy import ndimage
 
 from jaxseg import crf
+from jaxseg.crf import lattice, mean_field
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_LABELS = 21
@@ -150,13 +151,13 @@ def peak_rss_rise(library: str, image, probs, iterations: int, setting: str) -> 
 def xla_buffer_mib(image: np.ndarray, probs: np.ndarray, iterations: int, settings: dict) -> float:
     """MiB of arguments, outputs and temporaries of the larger of jaxseg's two compiled steps
     (lattice entries; inference), plus the cached Gaussian lattice."""
-    scales, compat, count = crf._settings(iterations, **settings)
-    gaussian = crf._gaussian_lattice(image.shape[0], image.shape[1], scales.gaussian_sxy)
-    entries = crf._bilateral_entries(image, scales)
-    capacity = crf._capacity(entries.num_points, entries.first.shape[0])
+    scales, compat, count = mean_field._settings(iterations, **settings)
+    gaussian = mean_field._gaussian_lattice(image.shape[0], image.shape[1], scales.gaussian_sxy)
+    entries = mean_field._bilateral_entries(image, scales)
+    capacity = lattice.lattice_capacity(entries.num_points, entries.first.shape[0])
     steps = [
-        crf._bilateral_entries.lower(image, scales),
-        crf._infer.lower(probs, entries, gaussian, compat, count, scales, capacity),
+        mean_field._bilateral_entries.lower(image, scales),
+        mean_field._infer.lower(probs, entries, gaussian, compat, count, scales, capacity),
     ]
     totals = []
     for step in steps:
@@ -185,7 +186,7 @@ def benchmark(name: str, setting: str, iterations: int, repeats: int) -> dict:
         wall, used, ours = _timed(lambda: run_jaxseg(image, probs, iterations, settings))
         times["jaxseg"].append(wall)
         cpu["jaxseg"].append(used)
-        crf._gaussian_lattice.cache_clear()
+        mean_field._gaussian_lattice.cache_clear()
         wall, used, _ = _timed(lambda: run_jaxseg(image, probs, iterations, settings))
         times["jaxseg, Gaussian lattice rebuilt"].append(wall)
         cpu["jaxseg, Gaussian lattice rebuilt"].append(used)
