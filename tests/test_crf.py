@@ -6,17 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.crf import network_like_probs, run_pydensecrf
 from jaxseg import crf
 from jaxseg.crf import hash_table
+from jaxseg.crf.reference import PYDENSECRF_DEFAULTS, network_like_probs, pydensecrf_marginals
 
-PYDENSECRF_DEFAULTS = {
-    "gaussian_sxy": 3.0,
-    "gaussian_compat": 3.0,
-    "bilateral_sxy": 80.0,
-    "bilateral_srgb": 13.0,
-    "bilateral_compat": 10.0,
-}
 CROP = (200, 250)
 
 
@@ -34,7 +27,7 @@ def _assert_matches(ours, reference, outliers=0.0):
 def _pydensecrf(image, probs, iterations, settings):
     """pydensecrf's marginals; the test is skipped where pydensecrf is not installed."""
     pytest.importorskip("pydensecrf.densecrf")
-    return run_pydensecrf(np.ascontiguousarray(image), probs, iterations, settings)
+    return pydensecrf_marginals(image, probs, iterations, settings)
 
 
 @pytest.fixture(scope="module")
