@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import io
 import os
 import re
 from collections.abc import Iterator
@@ -150,21 +149,9 @@ class Source:
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         return [_decoded(example) for example in self.records.__getitems__(indices)]
 
-    def _undecoded_images(self) -> Any:
-        return dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
-
-    def image_sizes(self) -> np.ndarray:
-        """(N, 2) int array of (height, width), read from image headers without decoding."""
-        raw = self._undecoded_images()
-        sizes = []
-        for index in range(len(raw)):
-            with Image.open(io.BytesIO(raw[index]["image"])) as image:
-                sizes.append((image.height, image.width))
-        return np.asarray(sizes, np.int64).reshape(-1, 2)
-
     def masks(self) -> Iterator[np.ndarray]:
         """Each example's (H, W) uint8 mask in order, without decoding its image."""
-        raw = self._undecoded_images()
+        raw = dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
         for index in range(len(raw)):
             yield _mask(raw[index])
 
