@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-IGNORE_LABEL = 255
+from jaxseg.data.labels import IGNORE_LABEL
 
 
 def split_outputs(outputs) -> tuple[jax.Array, tuple[jax.Array, ...]]:
