@@ -33,20 +33,15 @@ import numpy as np
 import psutil
 from absl import app, flags
 from PIL import Image
-from scipy import ndimage
 
 from jaxseg import crf
+from jaxseg.crf import lattice, mean_field
+from jaxseg.crf.reference import PYDENSECRF_DEFAULTS, network_like_probs, pydensecrf_marginals
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_LABELS = 21
 SETTINGS = {
-    "pydensecrf defaults": {
-        "gaussian_sxy": 3.0,
-        "gaussian_compat": 3.0,
-        "bilateral_sxy": 80.0,
-        "bilateral_srgb": 13.0,
-        "bilateral_compat": 10.0,
-    },
+    "pydensecrf defaults": PYDENSECRF_DEFAULTS,
     "DeepLab VOC": crf.DEEPLAB_VOC_CRF,
 }
 
@@ -55,44 +50,13 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per library, setting 
 _IMAGE = flags.DEFINE_string("image", "2007_001154", "VOC id of a 500x375 val sample image.")
 
 
-def network_like_probs(mask: np.ndarray, seed: int, num_classes: int = NUM_LABELS) -> np.ndarray:
-    """A noisy, smoothed stand-in for a network's softmax (H, W, K) from a genuine mask: the
-    recipe of shared/fixtures/densecrf_reference.npz (see its README)."""
-    rng = np.random.default_rng(seed)
-    noise = ndimage.gaussian_filter(rng.normal(size=(*mask.shape, num_classes)), (4, 4, 0))
-    labels = np.where(mask == 255, 0, mask)
-    onehot = ndimage.gaussian_filter(np.eye(num_classes)[labels], (6, 6, 0))
-    logits = 3.0 * noise + 4.0 * onehot
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    return (probs / probs.sum(-1, keepdims=True)).astype(np.float32)
-
-
 def load_example(name: str) -> tuple[np.ndarray, np.ndarray]:
     """A genuine VOC image (H, W, 3) uint8 and network-like probabilities for it."""
     shared = Path(os.environ.get("JAXSEG_SHARED_DIR", REPO_ROOT.parent / "shared"))
     root = shared / "data" / "voc_samples"
     image = np.array(Image.open(root / "JPEGImages" / f"{name}.jpg").convert("RGB"))
     mask = np.asarray(Image.open(root / "SegmentationClass" / f"{name}.png"))
-    return image, network_like_probs(mask, seed=0)
-
-
-def run_pydensecrf(image: np.ndarray, probs: np.ndarray, iterations: int, settings: dict):
-    """pydensecrf's marginals (H, W, K), set up as in the stored fixture."""
-    import pydensecrf.densecrf as dcrf
-    from pydensecrf.utils import unary_from_softmax
-
-    height, width, num_labels = probs.shape
-    model = dcrf.DenseCRF2D(width, height, num_labels)
-    model.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs.transpose(2, 0, 1))))
-    model.addPairwiseGaussian(sxy=settings["gaussian_sxy"], compat=settings["gaussian_compat"])
-    model.addPairwiseBilateral(
-        sxy=settings["bilateral_sxy"],
-        srgb=settings["bilateral_srgb"],
-        rgbim=image,
-        compat=settings["bilateral_compat"],
-    )
-    marginals = np.array(model.inference(iterations)).reshape(num_labels, height, width)
-    return marginals.transpose(1, 2, 0)
+    return image, network_like_probs(mask, seed=0, num_classes=NUM_LABELS)
 
 
 def run_jaxseg(image: np.ndarray, probs: np.ndarray, iterations: int, settings: dict):
@@ -112,7 +76,7 @@ def _peak_rss_rise(library: str, inputs: Path, iterations: int, setting: str, qu
     sampled every millisecond."""
     with np.load(inputs) as arrays:
         image, probs = arrays["image"], arrays["probs"]
-    run = run_pydensecrf if library == "pydensecrf" else run_jaxseg
+    run = pydensecrf_marginals if library == "pydensecrf" else run_jaxseg
     process = psutil.Process()
     baseline = peak = process.memory_info().rss
     done = threading.Event()
@@ -150,13 +114,13 @@ def peak_rss_rise(library: str, image, probs, iterations: int, setting: str) -> 
 def xla_buffer_mib(image: np.ndarray, probs: np.ndarray, iterations: int, settings: dict) -> float:
     """MiB of arguments, outputs and temporaries of the larger of jaxseg's two compiled steps
     (lattice entries; inference), plus the cached Gaussian lattice."""
-    scales, compat, count = crf._settings(iterations, **settings)
-    gaussian = crf._gaussian_lattice(image.shape[0], image.shape[1], scales.gaussian_sxy)
-    entries = crf._bilateral_entries(image, scales)
-    capacity = crf._capacity(entries.num_points, entries.first.shape[0])
+    scales, compat, count = mean_field._settings(iterations, **settings)
+    gaussian = mean_field._gaussian_lattice(image.shape[0], image.shape[1], scales.gaussian_sxy)
+    entries = mean_field._bilateral_entries(image, scales)
+    capacity = lattice.lattice_capacity(entries.num_points, entries.first.shape[0])
     steps = [
-        crf._bilateral_entries.lower(image, scales),
-        crf._infer.lower(probs, entries, gaussian, compat, count, scales, capacity),
+        mean_field._bilateral_entries.lower(image, scales),
+        mean_field._infer.lower(probs, entries, gaussian, compat, count, scales, capacity),
     ]
     totals = []
     for step in steps:
@@ -179,13 +143,15 @@ def benchmark(name: str, setting: str, iterations: int, repeats: int) -> dict:
     times = {"pydensecrf": [], "jaxseg": [], "jaxseg, Gaussian lattice rebuilt": []}
     cpu = {key: [] for key in times}
     for _ in range(repeats):
-        wall, used, expected = _timed(lambda: run_pydensecrf(image, probs, iterations, settings))
+        wall, used, expected = _timed(
+            lambda: pydensecrf_marginals(image, probs, iterations, settings)
+        )
         times["pydensecrf"].append(wall)
         cpu["pydensecrf"].append(used)
         wall, used, ours = _timed(lambda: run_jaxseg(image, probs, iterations, settings))
         times["jaxseg"].append(wall)
         cpu["jaxseg"].append(used)
-        crf._gaussian_lattice.cache_clear()
+        mean_field._gaussian_lattice.cache_clear()
         wall, used, _ = _timed(lambda: run_jaxseg(image, probs, iterations, settings))
         times["jaxseg, Gaussian lattice rebuilt"].append(wall)
         cpu["jaxseg, Gaussian lattice rebuilt"].append(used)

@@ -39,6 +39,7 @@ from PIL import Image
 
 from jaxseg import data
 from jaxseg.data import cityscapes, pipeline, voc
+from jaxseg.data.images import encode_png
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CROP_SIZES = {"voc": 513, "cityscapes": (512, 1024)}
@@ -102,11 +103,11 @@ def prepare_cityscapes_frames(samples: Path, root: Path, count: int) -> data.Sou
             mask = Image.fromarray(label_ids[mask]).resize(size, Image.Resampling.NEAREST)
             images.writestr(
                 f"leftImg8bit/{split}/voc/{frame}{cityscapes.IMAGE_SUFFIX}",
-                voc.encode_png(np.asarray(image.resize(size, Image.Resampling.BILINEAR))),
+                encode_png(np.asarray(image.resize(size, Image.Resampling.BILINEAR))),
             )
             labels.writestr(
                 f"gtFine/{split}/voc/{frame}{cityscapes.LABEL_SUFFIX}",
-                voc.encode_png(np.asarray(mask)),
+                encode_png(np.asarray(mask)),
             )
     data.prepare("cityscapes", str(root / "tfds"), str(manual_dir))
     return data.load_source("cityscapes", "train", str(root / "tfds"))

@@ -107,7 +107,6 @@ def get_config() -> ConfigDict:
     c.eval.crf = False
     c.eval.crf_iterations = 10
     c.eval.max_examples = 0
-    c.eval.save_predictions = False
     c.eval.num_images_to_log = 4
     c.eval.use_ema = True  # evaluate the parameters' moving average when one is kept
     c.lock()

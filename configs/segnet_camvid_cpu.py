@@ -7,7 +7,8 @@ unlabelled class, evaluation on `val` against the full-resolution labels (the lo
 half-size frame are resized back to 360x480). Changed for the short budget: lr 0.05 with poly
 decay instead of a fixed rate, and no class weights: in 500 steps SegNet-Tutorial's
 median-frequency weights make the net paint buildings and trees as signs and pedestrians
-(benchmarks/RESULTS_camvid.md). `--config=segnet_camvid_cpu:weighted` keeps those weights.
+(benchmarks/RESULTS.md, SegNet on CamVid). `--config=segnet_camvid_cpu:weighted` keeps those
+weights.
 """
 
 from ml_collections import ConfigDict

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxseg import checkpoint, errors, losses
 from jaxseg.build import model_from_spec
-from jaxseg.nn.resize import planar_pooling
+from jaxseg.nn.pooling import planar_pooling
 
 FORMATS = ("onnx", "stablehlo")
 MAX_RELATIVE_ERROR = 1e-4

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-IGNORE_LABEL = 255
+from jaxseg.data.labels import IGNORE_LABEL
 
 
 def split_outputs(outputs) -> tuple[jax.Array, tuple[jax.Array, ...]]:
@@ -44,11 +44,21 @@ def _weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1e-12)
 
 
-def _class_weight_map(labels, valid, class_weights: Sequence[float] | None) -> jax.Array:
-    weights = valid.astype(jnp.float32)
-    if class_weights is None:
-        return weights
-    return weights * jnp.asarray(class_weights, jnp.float32)[jnp.where(valid, labels, 0)]
+def _weighted_pixel_nll(
+    logits: jax.Array,
+    labels: jax.Array,
+    ignore_index: int,
+    class_weights: Sequence[float] | None,
+    kept: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Per-pixel negative log-likelihood and its weight: the pixel's class weight (1 without
+    `class_weights`) on the non-ignored pixels, or only on the `kept` ones, else 0."""
+    nll, valid = _pixel_nll(logits, labels, ignore_index)
+    mask = valid if kept is None else kept
+    weights = mask.astype(jnp.float32)
+    if class_weights is not None:
+        weights = weights * jnp.asarray(class_weights, jnp.float32)[jnp.where(mask, labels, 0)]
+    return nll, weights
 
 
 def cross_entropy(
@@ -63,8 +73,7 @@ def cross_entropy(
     With `class_weights` the mean is weighted by the weight of each pixel's class, as PyTorch
     does. Returns 0 when every pixel is ignored.
     """
-    nll, valid = _pixel_nll(logits, labels, ignore_label)
-    return _weighted_mean(nll, _class_weight_map(labels, valid, class_weights))
+    return _weighted_mean(*_weighted_pixel_nll(logits, labels, ignore_label, class_weights))
 
 
 def dice_loss(
@@ -180,8 +189,7 @@ def ohem_cross_entropy(
     kept = ohem_keep_mask(
         logits, labels, ignore_index=ignore_index, thresh=thresh, min_kept=min_kept
     )
-    nll, _ = _pixel_nll(logits, labels, ignore_index)
-    return _weighted_mean(nll, _class_weight_map(labels, kept, class_weights))
+    return _weighted_mean(*_weighted_pixel_nll(logits, labels, ignore_index, class_weights, kept))
 
 
 def top_k_cross_entropy(
@@ -197,8 +205,8 @@ def top_k_cross_entropy(
     nonzero ones among them."""
     if not 0.0 < top_k_percent <= 1.0:
         raise ValueError(f"top_k_percent={top_k_percent}: expected a fraction in (0, 1]")
-    nll, valid = _pixel_nll(logits, labels, ignore_index)
-    pixel_losses = (nll * _class_weight_map(labels, valid, class_weights)).reshape(-1)
+    nll, weights = _weighted_pixel_nll(logits, labels, ignore_index, class_weights)
+    pixel_losses = (nll * weights).reshape(-1)
     k = max(int(top_k_percent * pixel_losses.size), 1)
     top = jax.lax.top_k(pixel_losses, k)[0]
     return jnp.sum(top) / jnp.maximum(jnp.sum(top != 0.0), 1)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg.losses import IGNORE_LABEL
+from jaxseg.data.labels import IGNORE_LABEL
 
 
 def confusion_matrix(

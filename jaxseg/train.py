@@ -27,6 +27,7 @@ from jaxseg import checkpoint, data, losses, optim, sharding
 from jaxseg.build import build_model
 from jaxseg.config_checks import check_training_config
 from jaxseg.data import pipeline
+from jaxseg.data.labels import IGNORE_LABEL
 from jaxseg.errors import StoppedEarlyError
 from jaxseg.evaluate import Evaluator
 from jaxseg.nn import norm
@@ -124,7 +125,7 @@ def make_train_step(
         ema_params = state.ema_params
         if config.ema_decay > 0:  # ema = decay * ema + (1 - decay) * params
             ema_params = optax.incremental_update(params, ema_params, 1.0 - config.ema_decay)
-        labelled = batch["label"] != losses.IGNORE_LABEL
+        labelled = batch["label"] != IGNORE_LABEL
         correct = (jnp.argmax(logits, -1) == batch["label"]) & labelled
         metrics = {
             "loss": loss,

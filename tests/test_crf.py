@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.crf import network_like_probs, run_pydensecrf
 from jaxseg import crf
+from jaxseg.crf import hash_table
+from jaxseg.crf.reference import PYDENSECRF_DEFAULTS, network_like_probs, pydensecrf_marginals
 
-PYDENSECRF_DEFAULTS = {
-    "gaussian_sxy": 3.0,
-    "gaussian_compat": 3.0,
-    "bilateral_sxy": 80.0,
-    "bilateral_srgb": 13.0,
-    "bilateral_compat": 10.0,
-}
 CROP = (200, 250)
 
 
@@ -33,7 +27,7 @@ def _assert_matches(ours, reference, outliers=0.0):
 def _pydensecrf(image, probs, iterations, settings):
     """pydensecrf's marginals; the test is skipped where pydensecrf is not installed."""
     pytest.importorskip("pydensecrf.densecrf")
-    return run_pydensecrf(np.ascontiguousarray(image), probs, iterations, settings)
+    return pydensecrf_marginals(image, probs, iterations, settings)
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +102,12 @@ def test_hash_table_deduplicates_like_numpy_unique():
     rng = np.random.default_rng(0)
     keys = rng.integers(0, 3000, size=(2, 4000)).astype(np.uint32)
     keys[:, 2000:] = keys[:, :2000][:, rng.permutation(2000)]
-    table, owner = crf._insert(jnp.asarray(keys))
+    table, owner = hash_table.insert(jnp.asarray(keys))
     _, first, inverse = np.unique(keys.T, axis=0, return_index=True, return_inverse=True)
     np.testing.assert_array_equal(np.asarray(owner), first[inverse.ravel()])
     absent = keys[:, :50] + np.uint32(5000)
     queries = np.concatenate([keys[:, ::7], absent], axis=1)
-    found = np.asarray(crf._lookup(table, jnp.asarray(keys), jnp.asarray(queries)))
+    found = np.asarray(hash_table.lookup(table, jnp.asarray(keys), jnp.asarray(queries)))
     np.testing.assert_array_equal(found[:-50], first[inverse.ravel()][::7])
     assert np.all(found[-50:] == -1)
 

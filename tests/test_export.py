@@ -73,11 +73,11 @@ def test_unknown_format_and_missing_workdir_are_clear_errors(tmp_path):
 
 @pytest.mark.parametrize("pool", ["max_pool", "avg_pool"])
 def test_planar_pooling_gives_the_same_numbers(pool):
-    from jaxseg.nn import resize
+    from jaxseg.nn import pooling
 
     x = np.random.default_rng(0).normal(size=(2, 11, 9, 5)).astype(np.float32)
-    fn = getattr(resize, pool)
+    fn = getattr(pooling, pool)
     expected = fn(x, 3, 2, 1, ceil_mode=True)
-    with resize.planar_pooling():
+    with pooling.planar_pooling():
         got = jax.jit(lambda v: fn(v, 3, 2, 1, ceil_mode=True))(x)
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6, atol=1e-6)

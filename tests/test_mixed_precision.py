@@ -10,6 +10,7 @@ from configs import quickstart
 from jaxseg import data, metrics
 from jaxseg.build import build_model
 from jaxseg.data import pipeline
+from jaxseg.models.common import finalize_logits
 from tests.test_train import fixed_batch_training
 
 
@@ -67,3 +68,14 @@ def _best_constant_mean_iou(confusion: np.ndarray) -> float:
         constant[:, c] = confusion.sum(axis=1)
         best = max(best, float(metrics.mean_iou(constant)))
     return best
+
+
+def test_finalized_logits_are_float32_or_wider():
+    images = jnp.zeros((1, 9, 7, 3))
+    with jax.enable_x64(True):
+        for compute, expected in [("bfloat16", "float32"), ("float32", "float32"),
+                                  ("float64", "float64")]:
+            logits = jnp.ones((1, 3, 2, 5), compute)
+            assert finalize_logits(logits).dtype == expected
+            upsampled = finalize_logits(logits, images, align_corners=True)
+            assert upsampled.dtype == expected and upsampled.shape == (1, 9, 7, 5)

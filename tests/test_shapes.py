@@ -4,6 +4,7 @@ import numpy as np
 
 from jaxseg import data
 from jaxseg.data import shapes
+from jaxseg.data.labels import IGNORE_LABEL
 
 
 def test_examples_are_deterministic_and_differ_by_index():
@@ -17,7 +18,7 @@ def test_examples_are_deterministic_and_differ_by_index():
 def test_labels_have_classes_and_an_ignore_border():
     masks = [shapes.make_example("train", i)[1] for i in range(30)]
     values = set(np.unique(np.concatenate([m.ravel() for m in masks])).tolist())
-    assert values == set(range(shapes.NUM_CLASSES)) | {shapes.IGNORE_LABEL}
+    assert values == set(range(shapes.NUM_CLASSES)) | {IGNORE_LABEL}
     for mask in masks:
         # Every object is separated from the background by ignored pixels, as in VOC.
         padded = np.pad(mask, 1, mode="edge")

@@ -29,6 +29,7 @@ from scipy import ndimage
 from jaxseg import data
 from jaxseg.data import voc
 from jaxseg.data.__main__ import main as cli_main
+from jaxseg.data.labels import IGNORE_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VOC_DIR = "VOCdevkit/VOC2012"
@@ -283,7 +284,7 @@ def test_test_split_has_all_ignore_masks(prepared_aug, samples, layout):
         assert record["image"] == _jpeg(samples, _file_name(record))
         height, width = Image.open(io.BytesIO(record["image"])).size[::-1]
         assert record["segmentation_mask"].shape == (height, width, 1)
-        assert (record["segmentation_mask"] == voc.IGNORE_LABEL).all()
+        assert (record["segmentation_mask"] == IGNORE_LABEL).all()
 
 
 def test_load_source_decodes_prepared_voc(prepared_aug, samples):

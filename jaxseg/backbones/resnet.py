@@ -14,7 +14,7 @@ from flax import linen as nn
 
 from jaxseg.nn.conv import Conv2d
 from jaxseg.nn.norm import BatchNorm
-from jaxseg.nn.resize import max_pool
+from jaxseg.nn.pooling import max_pool
 
 ModuleDef = Any
 

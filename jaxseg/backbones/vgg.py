@@ -31,8 +31,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.nn.conv import ConvBNAct
-from jaxseg.nn.pooling import max_pool_with_argmax
-from jaxseg.nn.resize import max_pool
+from jaxseg.nn.pooling import max_pool, max_pool_with_argmax
 
 ModuleDef = Any
 

@@ -2,28 +2,31 @@
 
 `load_source("shapes", "train")` returns a `Source`; `jaxseg.data.pipeline` turns sources into
 batches. Each dataset is a TFDS builder module, imported only when its name is first used.
-`folder:DIR` names a folder of your own images and masks (`jaxseg.data.folder`).
+`folder:DIR` names a folder of your own images and masks (`jaxseg.data.folder`). TFDS is
+imported only where a dataset is used (its builder module loads it anyway), so importing
+`jaxseg.data` stays cheap: `jaxseg.losses` does, for `labels.IGNORE_LABEL`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import io
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 from PIL import Image
 
 from jaxseg.data import palette
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
 
 DATASET_MODULES = {
     "shapes": "jaxseg.data.shapes",
@@ -65,6 +68,8 @@ def _module(base: str) -> ModuleType:
 
 
 def _builder_class(base: str, module: ModuleType) -> type[tfds.core.DatasetBuilder]:
+    import tensorflow_datasets as tfds
+
     for value in vars(module).values():
         if (
             isinstance(value, type)
@@ -150,21 +155,11 @@ class Source:
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         return [_decoded(example) for example in self.records.__getitems__(indices)]
 
-    def _undecoded_images(self) -> Any:
-        return dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
-
-    def image_sizes(self) -> np.ndarray:
-        """(N, 2) int array of (height, width), read from image headers without decoding."""
-        raw = self._undecoded_images()
-        sizes = []
-        for index in range(len(raw)):
-            with Image.open(io.BytesIO(raw[index]["image"])) as image:
-                sizes.append((image.height, image.width))
-        return np.asarray(sizes, np.int64).reshape(-1, 2)
-
     def masks(self) -> Iterator[np.ndarray]:
         """Each example's (H, W) uint8 mask in order, without decoding its image."""
-        raw = self._undecoded_images()
+        import tensorflow_datasets as tfds
+
+        raw = dataclasses.replace(self.records, decoders={"image": tfds.decode.SkipDecoding()})
         for index in range(len(raw)):
             yield _mask(raw[index])
 
@@ -201,6 +196,8 @@ def prepare(
 ) -> tfds.core.DatasetBuilder:
     """Prepares dataset `name` (archives read from `manual_dir`); a folder's copies from
     before its files changed are deleted."""
+    import tensorflow_datasets as tfds
+
     builder = get_builder(name, data_dir)
     builder.download_and_prepare(
         file_format=FILE_FORMAT,

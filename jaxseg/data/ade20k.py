@@ -18,7 +18,9 @@ import tensorflow_datasets as tfds
 
 from jaxseg.data import reading
 from jaxseg.data.builder import SegmentationBuilder
-from jaxseg.data.voc import IGNORE_LABEL, Archive, archive_path, encode_png
+from jaxseg.data.images import encode_png
+from jaxseg.data.labels import IGNORE_LABEL
+from jaxseg.data.voc import Archive, archive_path
 
 CLASS_NAMES = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",

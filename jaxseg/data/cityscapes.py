@@ -22,7 +22,9 @@ import tensorflow_datasets as tfds
 
 from jaxseg.data import reading
 from jaxseg.data.builder import SegmentationBuilder
-from jaxseg.data.voc import IGNORE_LABEL, Archive, _manual_dir, archive_path, encode_png
+from jaxseg.data.images import encode_png
+from jaxseg.data.labels import IGNORE_LABEL
+from jaxseg.data.voc import Archive, _manual_dir, archive_path
 
 CLASS_NAMES = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",

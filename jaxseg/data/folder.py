@@ -32,7 +32,8 @@ from PIL import Image
 
 from jaxseg.data import reading
 from jaxseg.data.builder import SegmentationBuilder
-from jaxseg.data.voc import IGNORE_LABEL, encode_png
+from jaxseg.data.images import encode_png
+from jaxseg.data.labels import IGNORE_LABEL
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 REDUCE_ZERO_LABEL = "reduce_zero_label"

@@ -1,5 +1,7 @@
-"""Decoding photos as the model expects them: 8-bit RGB, upright."""
+"""Decoding photos as the model expects them (8-bit RGB, upright), and the PNG encoding that
+datasets store images and masks in."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -22,3 +24,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
     orientation as photo viewers show it."""
     with Image.open(path) as image:
         return to_rgb8(ImageOps.exif_transpose(image))
+
+
+def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """Lossless PNG bytes of a uint8 (H, W) or (H, W, 3) array; `compress_level` 0-9 trades
+    size for speed (6 is Pillow's default)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()

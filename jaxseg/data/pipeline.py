@@ -21,7 +21,7 @@ import numpy as np
 from absl import flags
 from PIL import Image
 
-from jaxseg.losses import IGNORE_LABEL
+from jaxseg.data.labels import IGNORE_LABEL
 
 MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
 STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jaxseg.data.voc import encode_png
+from jaxseg.data.images import encode_png
 
 
 class DatasetFileError(ValueError):

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
-import io
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 from scipy import ndimage
 
 from jaxseg.data.builder import SegmentationBuilder
+from jaxseg.data.images import encode_png
+from jaxseg.data.labels import IGNORE_LABEL
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring", "star", "cross")
 NUM_CLASSES = len(CLASS_NAMES)
-IGNORE_LABEL = 255
 
 # Hue centre (degrees) of each object class's colour family; backgrounds stay desaturated.
 _CLASS_HUES = {"disc": 0, "square": 55, "triangle": 120, "ring": 185, "star": 235, "cross": 295}
@@ -201,18 +200,12 @@ def make_example(split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     return pixels, _ignore_borders(label)
 
 
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 def encoded_example(split: str, index: int) -> dict[str, bytes | str]:
     """Example `index` of `split` as the builder stores it (PNG bytes and a file name)."""
     image, mask = make_example(split, index)
     return {
-        "image": _png(image),
-        "segmentation_mask": _png(mask),
+        "image": encode_png(image, compress_level=1),
+        "segmentation_mask": encode_png(mask, compress_level=1),
         "file_name": f"shapes_{split}_{index:05d}",
     }
 

@@ -33,7 +33,8 @@ from etils import epath
 from PIL import Image
 
 from jaxseg.data.builder import SegmentationBuilder
-from jaxseg.data.images import to_rgb8
+from jaxseg.data.images import encode_png, to_rgb8
+from jaxseg.data.labels import IGNORE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ CLASS_NAMES = (
     "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
 NUM_CLASSES = len(CLASS_NAMES)
-IGNORE_LABEL = 255
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_LABEL}
 
 VOC_ROOT = "VOCdevkit/VOC2012"
@@ -231,13 +231,6 @@ def checked_image(data: bytes, where: str) -> tuple[bytes, tuple[int, int]]:
     except OSError as error:
         raise VocDataError(f"{where}: unreadable or truncated image ({error}).") from error
     return data, size
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a uint8 (H, W) or (H, W, 3) array."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def read_sbd(path: epath.Path, skip: set[str]) -> tuple[dict[str, list[str]], dict[str, bytes]]:

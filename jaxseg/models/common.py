@@ -1,4 +1,4 @@
-"""Pieces every model family shares: dtype names, backbone construction, output resizing."""
+"""Pieces every model family shares: dtype names, backbone construction, final logits."""
 
 from typing import Any
 
@@ -36,9 +36,14 @@ def resnet_backbone(
     )
 
 
-def to_input_size(logits: jnp.ndarray, images: jnp.ndarray, align_corners: bool) -> jnp.ndarray:
-    """Bilinearly upsample logits, as float32 or wider, to the spatial size of `images`."""
+def finalize_logits(
+    logits: jnp.ndarray, images: jnp.ndarray | None = None, align_corners: bool = False
+) -> jnp.ndarray:
+    """Logits as every model returns them: float32 after float32 or bfloat16 compute, float64
+    kept (exact parity tests); bilinearly upsampled to `images`' spatial size when given."""
     logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    if images is None:
+        return logits
     return resize_bilinear(logits, images.shape[1:3], align_corners)
 
 
@@ -61,4 +66,4 @@ def auxiliary_logits(
                   name="aux_head")(features, train)
     if not train:
         return logits
-    return logits, to_input_size(aux, images, align_corners)
+    return logits, finalize_logits(aux, images, align_corners)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, vgg16
-from jaxseg.models.common import as_dtype, auxiliary_logits, resnet_backbone, to_input_size
+from jaxseg.models.common import as_dtype, auxiliary_logits, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import ASPP, ASPPV2, ConvBNAct, SeparableConv2d, resize_bilinear
 from jaxseg.nn.conv import Conv2d
@@ -55,7 +55,7 @@ class DeepLabV3(nn.Module):
         if self.head_conv:
             x = ConvBNAct(self.aspp_features, 3, dtype=self.dtype, name="head")(x, train)
         x = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
-        logits = to_input_size(x, images, self.align_corners)
+        logits = finalize_logits(x, images, self.align_corners)
         if not self.aux:
             return logits
         return auxiliary_logits(self, logits, features["layer3"], images, train,
@@ -133,7 +133,7 @@ class DeepLabV3Plus(nn.Module):
         for i in range(self.fuse_convs):
             x = block(self.features, 3, conv=conv, name=f"fuse{i}")(x, train)
         x = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
-        return to_input_size(x, images, self.align_corners)
+        return finalize_logits(x, images, self.align_corners)
 
 
 @register("deeplab_v3plus")
@@ -193,13 +193,13 @@ class DeepLabV2(nn.Module):
         for scale in self.scales:
             size = tuple(int((n - 1) * scale) + 1 for n in images.shape[1:3])
             scaled = resize_bilinear(images, size, align_corners=True)
-            scores.append(aspp(self.backbone(scaled, train)["layer4"]).astype(jnp.float32))
+            scores.append(finalize_logits(aspp(self.backbone(scaled, train)["layer4"])))
         size = max((s.shape[1:3] for s in scores), key=lambda hw: hw[0] * hw[1])
         fused = jnp.max(jnp.stack([resize_bilinear(s, size, True) for s in scores]), axis=0)
-        logits = to_input_size(fused, images, self.align_corners)
+        logits = finalize_logits(fused, images, self.align_corners)
         if not train or len(scores) == 1:
             return logits
-        return (logits, *(to_input_size(s, images, self.align_corners) for s in scores))
+        return (logits, *(finalize_logits(s, images, self.align_corners) for s in scores))
 
 
 @register("deeplab_v2")
@@ -243,7 +243,7 @@ class DeepLabV1(nn.Module):
         x = self.backbone(images, train)["fc7"]
         x = Conv2d(self.num_classes, 1, kernel_init=nn.initializers.normal(0.01),
                    dtype=self.dtype, name="fc8")(x)
-        return to_input_size(x, images, align_corners=True)
+        return finalize_logits(x, images, align_corners=True)
 
 
 @register("deeplab_v1")

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, vgg16
-from jaxseg.models.common import as_dtype, to_input_size
+from jaxseg.models.common import as_dtype, finalize_logits
 from jaxseg.models.registry import register
 from jaxseg.nn.context import ContextModule
 from jaxseg.nn.conv import Conv2d
@@ -40,7 +40,7 @@ class DilatedNet(nn.Module):
         x = Conv2d(self.num_classes, 1, dtype=self.dtype, name="final")(x)
         if self.context is not None:
             x = ContextModule(self.context, self.context_noise, dtype=self.dtype, name="context")(x)
-        return to_input_size(x, images, align_corners=False)
+        return finalize_logits(x, images, align_corners=False)
 
 
 def _frontend(width: int, fc_features: int, dtype: Any) -> VGG:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, Grid, vgg16
-from jaxseg.models.common import as_dtype, auxiliary_logits, resnet_backbone, to_input_size
+from jaxseg.models.common import as_dtype, auxiliary_logits, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import FCNHead
 from jaxseg.nn.conv import Conv2d
@@ -101,7 +101,7 @@ class FCN(nn.Module):
             skip = self._score(features[pool], f"score_{pool}")
             x = x + _crop(skip, offset, x.shape[1:3])
         x = self._upsample(x, final_factor(self.skips), FINAL_UPSAMPLING[self.skips])
-        return _crop(x, offsets[-1], images.shape[1:3]).astype(jnp.float32)
+        return finalize_logits(_crop(x, offsets[-1], images.shape[1:3]))
 
 
 def _vgg16_fcn_factory(name: str, skips: int, description: str) -> Callable[..., FCN]:
@@ -153,7 +153,7 @@ class FCNResNet(nn.Module):
         x = FCNHead(self.num_classes, dropout=self.dropout, dtype=self.dtype, name="head")(
             features["layer4"], train
         )
-        logits = to_input_size(x, images, align_corners=False)
+        logits = finalize_logits(x, images, align_corners=False)
         if not self.aux:
             return logits
         return auxiliary_logits(

@@ -21,7 +21,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseg.models.common import as_dtype, resnet_backbone
+from jaxseg.models.common import as_dtype, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import BoundaryRefine, ConvTranspose2d, GlobalConv, bilinear_kernel_init
 
@@ -55,7 +55,7 @@ class GCN(nn.Module):
             if j < len(stage_scores) - 1:
                 score = score + target
             score = BoundaryRefine(self.dtype, name=f"fuse_br{j}")(score)
-        return score.astype(jnp.float32)
+        return finalize_logits(score)
 
     def _upsample(self, x: jnp.ndarray, size: tuple[int, int], name: str) -> jnp.ndarray:
         """2x learned upsampling, cropped to `size`."""

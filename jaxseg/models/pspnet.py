@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.resnet import STAGE_NAMES
-from jaxseg.models.common import as_dtype, auxiliary_logits, resnet_backbone, to_input_size
+from jaxseg.models.common import as_dtype, auxiliary_logits, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import ConvBNAct, PyramidPooling
 from jaxseg.nn.conv import Conv2d
@@ -57,7 +57,7 @@ class PSPNet(nn.Module):
         x = nn.Dropout(self.dropout, broadcast_dims=broadcast, deterministic=not train)(x)
         x = Conv2d(self.num_classes, self.classifier_kernel, dtype=self.dtype,
                    name="classifier")(x)
-        logits = to_input_size(x, images, self.align_corners)
+        logits = finalize_logits(x, images, self.align_corners)
         if not self.aux:
             return logits
         return auxiliary_logits(self, logits, features["layer3"], images, train,

@@ -24,7 +24,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseg.models.common import as_dtype, resnet_backbone, to_input_size
+from jaxseg.models.common import as_dtype, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import Conv2d, RefineNetBlock, ResidualConvUnit
 from jaxseg.nn.conv import small_normal
@@ -76,7 +76,7 @@ class RefineNet(nn.Module):
         x = Conv2d(
             self.num_classes, 3, kernel_init=small_normal, dtype=self.dtype, name="classifier"
         )(x)
-        return to_input_size(x, images, self.align_corners)
+        return finalize_logits(x, images, self.align_corners)
 
 
 @register("refinenet")

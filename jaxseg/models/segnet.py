@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, VGG16_STAGES, stage_channels, vgg16
-from jaxseg.models.common import as_dtype
+from jaxseg.models.common import as_dtype, finalize_logits
 from jaxseg.models.registry import register
 from jaxseg.nn import BatchNorm, ConvBNAct
 from jaxseg.nn.conv import Conv2d
@@ -51,7 +51,7 @@ class SegNet(nn.Module):
                     name=f"conv{stage}_{i}_D",
                 )(x, train)
         x = Conv2d(self.num_classes, 3, dtype=self.dtype, name="conv1_1_D")(x)
-        return x.astype(jnp.float32)
+        return finalize_logits(x)
 
 
 @register("segnet")

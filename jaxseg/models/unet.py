@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.resnet import STAGE_NAMES
-from jaxseg.models.common import as_dtype, resnet_backbone
+from jaxseg.models.common import as_dtype, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import BatchNorm, Conv2d, ConvBNAct, max_pool
 from jaxseg.nn.resize import resize_nearest
@@ -31,11 +31,6 @@ ModuleDef = Any
 
 PAPER_FEATURES = (64, 128, 256, 512, 1024)
 SMP_DECODER_FEATURES = (256, 128, 64, 32, 16)
-
-
-def _at_least_float32(logits: jnp.ndarray) -> jnp.ndarray:
-    """Logits in float32 (bfloat16 compute) or their own wider dtype (float64)."""
-    return logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
 
 
 class DoubleConv(nn.Module):
@@ -109,7 +104,7 @@ class UNet(nn.Module):
                 x, skip.shape[1:3], skip, train
             )
         logits = Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)
-        return _at_least_float32(logits)
+        return finalize_logits(logits)
 
 
 class ResNetUNet(nn.Module):
@@ -137,7 +132,7 @@ class ResNetUNet(nn.Module):
                 x, size, skip, train
             )
         logits = Conv2d(self.num_classes, 3, dtype=self.dtype, name="classifier")(x)
-        return _at_least_float32(logits)
+        return finalize_logits(logits)
 
 
 @register("unet")

@@ -6,7 +6,14 @@ from jaxseg.nn.conv import Conv2d, ConvBNAct, SeparableConv2d, kaiming_normal_fa
 from jaxseg.nn.gcn import BoundaryRefine, GlobalConv
 from jaxseg.nn.heads import FCNHead
 from jaxseg.nn.norm import BatchNorm
-from jaxseg.nn.pooling import max_pool_with_argmax, max_unpool
+from jaxseg.nn.pooling import (
+    adaptive_avg_pool,
+    avg_pool,
+    global_avg_pool,
+    max_pool,
+    max_pool_with_argmax,
+    max_unpool,
+)
 from jaxseg.nn.ppm import PyramidPooling
 from jaxseg.nn.refine import (
     ChainedResidualPooling,
@@ -14,13 +21,7 @@ from jaxseg.nn.refine import (
     RefineNetBlock,
     ResidualConvUnit,
 )
-from jaxseg.nn.resize import (
-    adaptive_avg_pool,
-    avg_pool,
-    global_avg_pool,
-    max_pool,
-    resize_bilinear,
-)
+from jaxseg.nn.resize import resize_bilinear
 from jaxseg.nn.upsample import ConvTranspose2d, bilinear_kernel_init
 
 __all__ = [

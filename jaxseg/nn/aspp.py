@@ -8,7 +8,7 @@ from flax import linen as nn
 
 from jaxseg.nn.conv import Conv2d, ConvBNAct, SeparableConv2d
 from jaxseg.nn.norm import BatchNorm
-from jaxseg.nn.resize import global_avg_pool
+from jaxseg.nn.pooling import global_avg_pool
 
 ModuleDef = Any
 
@@ -18,7 +18,7 @@ class ASPP(nn.Module):
     then 1x1 projection-BN-ReLU and dropout.
 
     Branches are `branch0` (1x1), `branch1..n` (rates), `pool` (image pooling) and `project`.
-    Defaults follow torchvision/smp (pooling branch last, dropout 0.5); `separable=True` makes
+    As torchvision/smp: the pooling branch last, dropout 0.5 by default; `separable=True` makes
     the atrous branches depthwise-separable as in DeepLab v3+. The pooled 1x1 map is
     broadcast back, which equals bilinear upsampling of a single pixel for either
     align_corners setting.
@@ -26,8 +26,6 @@ class ASPP(nn.Module):
 
     rates: Sequence[int] = (6, 12, 18)
     features: int = 256
-    image_pooling: bool = True
-    pooling_first: bool = False
     separable: bool = False
     dropout: float = 0.5
     norm: ModuleDef = BatchNorm
@@ -52,12 +50,10 @@ class ASPP(nn.Module):
                     name=f"branch{i}",
                 )(x, train)
             )
-        if self.image_pooling:
-            pooled = block(self.features, 1, norm=self.norm, dtype=self.dtype, name="pool")(
-                global_avg_pool(x), train
-            )
-            pooled = jnp.broadcast_to(pooled, branches[0].shape)
-            branches.insert(0 if self.pooling_first else len(branches), pooled)
+        pooled = block(self.features, 1, norm=self.norm, dtype=self.dtype, name="pool")(
+            global_avg_pool(x), train
+        )
+        branches.append(jnp.broadcast_to(pooled, branches[0].shape))
         y = jnp.concatenate(branches, axis=-1)
         y = block(self.features, 1, norm=self.norm, dtype=self.dtype, name="project")(y, train)
         return nn.Dropout(self.dropout, deterministic=not train)(y)

@@ -21,7 +21,6 @@ class FCNHead(nn.Module):
     num_classes: int
     features: int | None = None
     dropout: float = 0.1
-    spatial_dropout: bool = False
     norm: ModuleDef = BatchNorm
     dtype: Any = None
 
@@ -29,6 +28,5 @@ class FCNHead(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         features = x.shape[-1] // 4 if self.features is None else self.features
         x = ConvBNAct(features, 3, norm=self.norm, dtype=self.dtype, name="block")(x, train)
-        broadcast = (1, 2) if self.spatial_dropout else ()
-        x = nn.Dropout(self.dropout, broadcast_dims=broadcast, deterministic=not train)(x)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return Conv2d(self.num_classes, 1, dtype=self.dtype, name="classifier")(x)

@@ -8,7 +8,8 @@ from flax import linen as nn
 
 from jaxseg.nn.conv import ConvBNAct
 from jaxseg.nn.norm import BatchNorm
-from jaxseg.nn.resize import adaptive_avg_pool, resize_bilinear
+from jaxseg.nn.pooling import adaptive_avg_pool
+from jaxseg.nn.resize import resize_bilinear
 
 ModuleDef = Any
 
@@ -24,7 +25,6 @@ class PyramidPooling(nn.Module):
 
     bins: Sequence[int] = (1, 2, 3, 6)
     features: int | None = None
-    use_norm: bool = True
     norm_global_bin: bool = True
     align_corners: bool = True
     input_first: bool = True
@@ -37,7 +37,7 @@ class PyramidPooling(nn.Module):
         features = x.shape[-1] // len(self.bins) if self.features is None else self.features
         branches = []
         for i, bins in enumerate(self.bins):
-            normed = self.use_norm and (bins != 1 or self.norm_global_bin)
+            normed = bins != 1 or self.norm_global_bin
             y = adaptive_avg_pool(x, bins)
             y = ConvBNAct(
                 features,

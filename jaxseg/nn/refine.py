@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.nn.conv import Conv2d, small_normal
-from jaxseg.nn.resize import max_pool, resize_bilinear
+from jaxseg.nn.pooling import max_pool
+from jaxseg.nn.resize import resize_bilinear
 
 
 class ResidualConvUnit(nn.Module):

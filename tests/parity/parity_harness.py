@@ -15,6 +15,7 @@ from flax import linen as nn
 from configs import base
 from jaxseg import losses, optim
 from jaxseg.convert import from_torch
+from jaxseg.data.labels import IGNORE_LABEL
 
 torch.set_num_threads(2)
 if jax.default_backend() != "cpu":
@@ -118,9 +119,9 @@ def _torch_train_step(model: torch.nn.Module, images, labels) -> dict:
         if isinstance(module, torch.nn.modules.dropout._DropoutNd):
             module.p = 0.0
     outputs = torch_outputs(model(images))
-    loss = F.cross_entropy(outputs[0], labels, ignore_index=losses.IGNORE_LABEL)
+    loss = F.cross_entropy(outputs[0], labels, ignore_index=IGNORE_LABEL)
     for aux in outputs[1:]:
-        loss = loss + AUX_WEIGHT * F.cross_entropy(aux, labels, ignore_index=losses.IGNORE_LABEL)
+        loss = loss + AUX_WEIGHT * F.cross_entropy(aux, labels, ignore_index=IGNORE_LABEL)
     loss.backward()
     grads = {
         name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None
@@ -188,7 +189,7 @@ def check_train_step(
     images = random_images(size, seed=1).double()
     generator = torch.Generator().manual_seed(2)
     labels = torch.randint(0, num_classes, (2, *size), generator=generator)
-    labels[torch.rand(2, *size, generator=generator) < 0.1] = losses.IGNORE_LABEL
+    labels[torch.rand(2, *size, generator=generator) < 0.1] = IGNORE_LABEL
     initial = {key: value.clone() for key, value in model.state_dict().items()}
     reference = _torch_train_step(model, images, labels)
     with jax.enable_x64(True):
