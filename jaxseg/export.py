@@ -9,7 +9,9 @@ check); StableHLO files reload with `jax.export.deserialize` without jaxseg inst
 """
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -56,10 +58,27 @@ def export_onnx(forward: Callable, height: int, width: int) -> bytes:
     import jax2onnx  # an optional dependency: pip install "jaxseg[export]"
 
     with planar_pooling():
-        model = jax2onnx.to_onnx(
-            forward, [("B", height, width, 3)], input_names=["images"], output_names=["logits"]
-        )
+        try:
+            model = jax2onnx.to_onnx(
+                forward, [("B", height, width, 3)], input_names=["images"], output_names=["logits"]
+            )
+        except Exception as error:  # jax2onnx raises many types; name the op it failed on
+            raise ValueError(
+                f"ONNX conversion failed at the {_failing_onnx_op(error)!r} op "
+                f"({type(error).__name__}: {errors.first_line(error)}); "
+                "--format=stablehlo exports every model"
+            ) from error
     return model.SerializeToString()
+
+
+def _failing_onnx_op(error: BaseException) -> str:
+    """The JAX primitive whose jax2onnx plugin raised `error` (plugins are named after it)."""
+    plugins = [
+        Path(frame.filename).stem
+        for frame in traceback.extract_tb(error.__traceback__)
+        if f"jax2onnx{os.sep}plugins" in frame.filename
+    ]
+    return plugins[-1] if plugins else "unknown"
 
 
 def run_onnx(serialized: bytes, images: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Exported StableHLO and ONNX files reproduce jaxseg's logits, at another batch size than
-the one the export checked, for the quickstart (PSPNet), DeepLab v3 and U-Net families."""
+the one the export checked, for every registered model."""
 
 import jax
 import jax.numpy as jnp
@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 
 from jaxseg import checkpoint, export, models
+from tests.models import test_encoder_decoders, test_resnet_family, test_vgg_family
 
 SIZE = 40
-FAMILIES = {
-    "pspnet": dict(depth=18, output_stride=8, width=4, head_features=8, bins=(1, 2, 3, 6)),
-    "deeplab_v3": dict(depth=18, output_stride=16, width=4, aspp_features=8, multi_grid=None),
-    "unet": dict(features=(4, 8, 16)),
-}
+# Every registered model at the narrow options its model tests use.
+SMALL = {
+    **test_encoder_decoders.NARROW, **test_resnet_family.NARROW, **test_vgg_family.NARROW
+}  # fmt: skip
+# jax2onnx 0.17 fails on a pad in SegNet's graph when the batch is symbolic.
+CANNOT_EXPORT = {("segnet", "onnx"): "pad"}
 
 
 def _model(name: str):
-    model = models.create(name, num_classes=3, **FAMILIES[name])
+    model = models.create(name, num_classes=3, **SMALL[name])
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, SIZE, SIZE, 3)), train=False)
     return model, variables
 
@@ -31,11 +33,15 @@ def _run(fmt: str, serialized: bytes, images: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("fmt", ["stablehlo", "onnx"])
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("name", models.names())
 def test_export_reproduces_logits(name, fmt):
     if fmt == "onnx":
         pytest.importorskip("jax2onnx")
     model, variables = _model(name)
+    if (name, fmt) in CANNOT_EXPORT:
+        with pytest.raises(ValueError, match=f"failed at the '{CANNOT_EXPORT[name, fmt]}' op"):
+            export.export_model(model, variables, fmt, SIZE, SIZE)
+        return
     serialized, error = export.export_model(model, variables, fmt, SIZE, SIZE, batch=1)
     assert error < export.MAX_RELATIVE_ERROR
     images = np.random.default_rng(5).normal(size=(3, SIZE, SIZE, 3)).astype(np.float32)
@@ -47,7 +53,7 @@ def test_export_reproduces_logits(name, fmt):
 
 def test_export_workdir_writes_a_reloadable_file(tmp_path):
     model, variables = _model("unet")
-    checkpoint.write_model_spec(tmp_path, "unet", 3, FAMILIES["unet"])
+    checkpoint.write_model_spec(tmp_path, "unet", 3, SMALL["unet"])
     manager = checkpoint.make_manager(tmp_path / "checkpoints", async_save=False)
     checkpoint.save(manager, 0, variables)
     manager.close()

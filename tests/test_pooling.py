@@ -47,7 +47,7 @@ def test_pool_and_unpool_match_torch(height, width, kernel, stride, padding, cei
         ref_unpooled = F.max_unpool2d(
             ref_values, ref_indices, kernel, stride, padding, output_size=(height, width)
         )
-        unpooled = jax.jit(lambda v, i: max_unpool(v, i, (height, width)))(values, indices)
+        unpooled = jax.jit(lambda v, i: max_unpool(v, i, kernel, (height, width)))(values, indices)
         np.testing.assert_array_equal(np.asarray(unpooled), _nhwc(ref_unpooled))
 
 
@@ -69,7 +69,7 @@ def test_gradients_match_torch():
     def loss(a):
         values, indices = max_pool_with_argmax(a, 2, 2, ceil_mode=True)
         overlapping, _ = max_pool_with_argmax(a, 3, 2, 1, ceil_mode=True)
-        unpooled = max_unpool(values, indices, a.shape[1:3])
+        unpooled = max_unpool(values, indices, 2, a.shape[1:3])
         return jnp.sum(unpooled * weights) + jnp.sum(overlapping * overlap_weights)
 
     grad = jax.jit(jax.grad(loss))(x)
@@ -88,4 +88,4 @@ def test_gradients_match_torch():
 def test_unpool_rejects_mismatched_indices():
     values, indices = max_pool_with_argmax(jnp.ones((1, 4, 4, 2)), 2)
     with pytest.raises(ValueError, match="indices"):
-        max_unpool(values, indices[..., :1], (4, 4))
+        max_unpool(values, indices[..., :1], 2, (4, 4))

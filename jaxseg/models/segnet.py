@@ -38,7 +38,7 @@ class SegNet(nn.Module):
         channels = (images.shape[-1], *stage_channels(self.backbone.width))
         x = features[f"pool{len(VGG16_STAGES)}"]
         for stage in range(len(VGG16_STAGES), 0, -1):
-            x = max_unpool(x, features[f"indices{stage}"], features[f"conv{stage}"].shape[1:3])
+            x = max_unpool(x, features[f"indices{stage}"], 2, features[f"conv{stage}"].shape[1:3])
             last = 2 if stage == 1 else 1  # conv1_1_D is the classifier
             for i in range(VGG16_STAGES[stage - 1], last - 1, -1):
                 features_out = channels[stage - 1] if i == 1 else channels[stage]

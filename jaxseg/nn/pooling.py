@@ -188,17 +188,29 @@ def max_pool_with_argmax(
     return values, (rows * x.shape[2] + cols).astype(jnp.int32)
 
 
-def max_unpool(x: jax.Array, indices: jax.Array, output_size: IntPair) -> jax.Array:
-    """NHWC max unpooling as torch.nn.functional.max_unpool2d: a zero map of `output_size`
-    (height, width) with each value of `x` written at its flat index from
-    `max_pool_with_argmax`. Differentiable in `x`."""
+def max_unpool(
+    x: jax.Array, indices: jax.Array, window: IntPair, output_size: IntPair
+) -> jax.Array:
+    """NHWC max unpooling as torch.nn.functional.max_unpool2d after non-overlapping pooling
+    (kernel = stride = `window`): each value of `x` lands at its flat index from
+    `max_pool_with_argmax` in a zero map of `output_size` (height, width).
+
+    Every output pixel lies in exactly one window, so it compares its own flat index with its
+    window's argmax instead of scattering: a gather-free form that exports to ONNX with a
+    symbolic batch and has the scatter's gradient.
+    """
     if x.shape != indices.shape:
         raise ValueError(f"max_unpool: values {x.shape} and indices {indices.shape} differ")
-    batch, height, width, channels = x.shape
-    out_h, out_w = as_pair(output_size)
-    flat_indices = indices.reshape(batch, height * width, channels)
-    plane = jnp.arange(batch)[:, None, None]
-    channel = jnp.arange(channels)[None, None, :]
-    out = jnp.zeros((batch, out_h * out_w, channels), x.dtype)
-    out = out.at[plane, flat_indices, channel].set(x.reshape(batch, height * width, channels))
-    return out.reshape(batch, out_h, out_w, channels)
+    (fh, fw), (out_h, out_w) = as_pair(window), as_pair(output_size)
+    # Rows and columns past the last whole window (floor-mode pooling) stay zero.
+    short_h, short_w = max(out_h - x.shape[1] * fh, 0), max(out_w - x.shape[2] * fw, 0)
+
+    def spread(a: jax.Array) -> jax.Array:
+        a = jnp.repeat(jnp.repeat(a, fh, axis=1), fw, axis=2)[:, :out_h, :out_w]
+        if not (short_h or short_w):
+            return a
+        return jnp.pad(a, ((0, 0), (0, short_h), (0, short_w), (0, 0)), constant_values=-1)
+
+    flat = jnp.arange(out_h)[:, None] * out_w + jnp.arange(out_w)[None, :]
+    hit = spread(indices) == flat[None, :, :, None].astype(indices.dtype)
+    return jnp.where(hit, spread(x), jnp.zeros((), x.dtype))
