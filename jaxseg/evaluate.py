@@ -137,20 +137,6 @@ def _local_rows(array: jax.Array) -> np.ndarray:
     return np.concatenate([np.asarray(s.data) for s in shards])
 
 
-def format_table(summary: dict) -> str:
-    """A plain-text table of per-class IoU followed by mIoU and pixel accuracy."""
-    names = list(summary["per_class_iou"])
-    width = max(len(n) for n in names + ["pixel accuracy"])
-    lines = [f"{'class':<{width}}  IoU", "-" * (width + 8)]
-    for name, value in summary["per_class_iou"].items():
-        shown = "   n/a" if value is None else f"{100 * value:6.2f}"
-        lines.append(f"{name:<{width}}  {shown}")
-    lines.append("-" * (width + 8))
-    lines.append(f"{'mIoU':<{width}}  {100 * summary['mean_iou']:6.2f}")
-    lines.append(f"{'pixel accuracy':<{width}}  {100 * summary['pixel_accuracy']:6.2f}")
-    return "\n".join(lines)
-
-
 def evaluate_workdir(
     config: ConfigDict, workdir: str | Path, prediction_dir: str | Path | None = None
 ) -> dict:

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
@@ -20,12 +21,18 @@ def poly_schedule(
 ) -> optax.Schedule:
     """`base_lr * (1 - step / total_steps) ** power` (DeepLab's and PSPNet's "poly" policy).
 
-    An optional linear warm-up over the first `warmup_steps` steps.
+    An optional linear warm-up over the first `warmup_steps` steps. The remaining fraction is
+    clipped at 0: under jit XLA turns `step / total_steps` into a multiplication by the
+    reciprocal, so at `total_steps` it can come out a hair below 0, and a negative base to a
+    fractional power is NaN (optax's polynomial schedule has that NaN past its last step).
     """
     decay_steps = max(total_steps - warmup_steps, 1)
-    return with_warmup(
-        optax.polynomial_schedule(base_lr, 0.0, power, decay_steps), base_lr, warmup_steps
-    )
+
+    def poly(step: jax.Array) -> jax.Array:
+        remaining = jnp.clip(1.0 - step / decay_steps, 0.0, 1.0)
+        return base_lr * remaining**power
+
+    return with_warmup(poly, base_lr, warmup_steps)
 
 
 def with_warmup(schedule: optax.Schedule, base_lr: float, warmup_steps: int) -> optax.Schedule:

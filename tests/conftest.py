@@ -25,3 +25,23 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"reference data folder {path} not found (set JAXSEG_SHARED_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, for the tests that compare against it; they skip where it is not installed."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="session")
+def torchvision(torch):
+    """torchvision, for the tests that compare against it; they skip where it is missing."""
+    return pytest.importorskip("torchvision")
+
+
+@pytest.fixture(scope="session")
+def torch_reference(torch):
+    """tests/torch_reference.py, which needs torch: tests that ask for it skip without."""
+    from tests import torch_reference
+
+    return torch_reference

@@ -1,5 +1,5 @@
 """Exported StableHLO and ONNX files reproduce jaxseg's logits, at another batch size than
-the one the export checked, for every registered model."""
+the one the export checked, for every registered model on its small version."""
 
 import jax
 import jax.numpy as jnp
@@ -7,19 +7,14 @@ import numpy as np
 import pytest
 
 from jaxseg import checkpoint, export, models
-from tests.models import test_encoder_decoders, test_resnet_family, test_vgg_family
 
 SIZE = 40
-# Every registered model at the narrow options its model tests use.
-SMALL = {
-    **test_encoder_decoders.NARROW, **test_resnet_family.NARROW, **test_vgg_family.NARROW
-}  # fmt: skip
 # jax2onnx 0.17 fails on a pad in SegNet's graph when the batch is symbolic.
 CANNOT_EXPORT = {("segnet", "onnx"): "pad"}
 
 
 def _model(name: str):
-    model = models.create(name, num_classes=3, **SMALL[name])
+    model = models.create(name, num_classes=3, **models.small_options(name))
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, SIZE, SIZE, 3)), train=False)
     return model, variables
 
@@ -53,7 +48,7 @@ def test_export_reproduces_logits(name, fmt):
 
 def test_export_workdir_writes_a_reloadable_file(tmp_path):
     model, variables = _model("unet")
-    checkpoint.write_model_spec(tmp_path, "unet", 3, SMALL["unet"])
+    checkpoint.write_model_spec(tmp_path, "unet", 3, models.small_options("unet"))
     manager = checkpoint.make_manager(tmp_path / "checkpoints", async_save=False)
     checkpoint.save(manager, 0, variables)
     manager.close()

@@ -15,15 +15,7 @@ from jaxseg import nn as jnn
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-
-def to_torch(x: np.ndarray):
-    """NHWC numpy -> NCHW torch."""
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
-
-
-def from_torch(t) -> np.ndarray:
-    """NCHW torch -> NHWC numpy."""
-    return t.detach().numpy().transpose(0, 2, 3, 1)
+from tests.torch_reference import from_torch, to_torch  # noqa: E402
 
 
 def load_flax_params(module, params) -> None:

@@ -7,11 +7,9 @@ import pytest
 
 from jaxseg import losses
 
-torch = pytest.importorskip("torch")
-
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_cross_entropy_matches_torch(weighted):
+def test_cross_entropy_matches_torch(weighted, torch, torch_reference):
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 9, 11, 5)).astype(np.float32) * 3
     labels = rng.integers(0, 5, size=(2, 9, 11))
@@ -19,7 +17,7 @@ def test_cross_entropy_matches_torch(weighted):
     weights = rng.uniform(0.1, 3.0, 5).astype(np.float32) if weighted else None
     ours = losses.cross_entropy(logits, labels, class_weights=weights)
     ref = torch.nn.functional.cross_entropy(
-        torch.from_numpy(logits).permute(0, 3, 1, 2),
+        torch_reference.to_torch(logits),
         torch.from_numpy(labels),
         weight=None if weights is None else torch.from_numpy(weights),
         ignore_index=255,
@@ -53,7 +51,11 @@ def _hard_case(seed: int = 2):
 
 def _torch_ohem_sampler(logits, labels, thresh, min_kept):
     """mmsegmentation's OHEMPixelSampler.sample (threshold form), eager, data-dependent shapes."""
-    seg_logit = torch.from_numpy(logits).permute(0, 3, 1, 2)
+    import torch
+
+    from tests.torch_reference import to_torch
+
+    seg_logit = to_torch(logits)
     seg_label = torch.from_numpy(labels)
     valid = seg_label != 255
     weight = torch.zeros(seg_label.shape)
@@ -68,7 +70,7 @@ def _torch_ohem_sampler(logits, labels, thresh, min_kept):
 
 
 @pytest.mark.parametrize(("thresh", "min_kept"), [(0.7, 10), (0.3, 60), (0.05, 0)])
-def test_ohem_keeps_what_mmseg_sampler_keeps(thresh, min_kept):
+def test_ohem_keeps_what_mmseg_sampler_keeps(thresh, min_kept, torch, torch_reference):
     logits, labels = _hard_case()
     keep = jax.jit(lambda x, y: losses.ohem_keep_mask(x, y, thresh=thresh, min_kept=min_kept))(
         logits, labels
@@ -78,17 +80,17 @@ def test_ohem_keeps_what_mmseg_sampler_keeps(thresh, min_kept):
     np.testing.assert_array_equal(np.asarray(keep), expected)
     ours = losses.ohem_cross_entropy(logits, labels, thresh=thresh, min_kept=min_kept)
     ref = torch.nn.functional.cross_entropy(
-        torch.from_numpy(logits).permute(0, 3, 1, 2),
+        torch_reference.to_torch(logits),
         torch.from_numpy(np.where(expected, labels, 255)),
         ignore_index=255,
     )
     np.testing.assert_allclose(float(ours), float(ref), rtol=1e-5)
 
 
-def test_top_k_cross_entropy_is_mean_of_hardest_pixels():
+def test_top_k_cross_entropy_is_mean_of_hardest_pixels(torch, torch_reference):
     logits, labels = _hard_case(3)
     pixel = torch.nn.functional.cross_entropy(
-        torch.from_numpy(logits).permute(0, 3, 1, 2),
+        torch_reference.to_torch(logits),
         torch.from_numpy(labels),
         ignore_index=255,
         reduction="none",

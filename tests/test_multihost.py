@@ -24,16 +24,31 @@ def _free_port() -> int:
 def test_two_processes_train_and_checkpoint_together(tmp_path):
     port = _free_port()
     command = [
-        sys.executable, "train.py", "--config=quickstart", f"--workdir={tmp_path / 'run'}",
-        "--distributed", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-        "--config.model_kwargs.width=4", "--config.model_kwargs.head_features=8",
-        "--config.dataset=shapes/tiny", "--config.crop_size=48", "--config.batch_size=4",
-        "--config.num_steps=4", "--config.checkpoint_every=2", "--config.eval_every=4",
+        sys.executable,
+        "train.py",
+        "--config=quickstart",
+        f"--workdir={tmp_path / 'run'}",
+        "--distributed",
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        "--config.model_kwargs.width=4",
+        "--config.model_kwargs.head_features=8",
+        "--config.dataset=shapes/tiny",
+        "--config.crop_size=48",
+        "--config.batch_size=4",
+        "--config.num_steps=4",
+        "--config.checkpoint_every=2",
+        "--config.eval_every=4",
         f"--config.data_dir={tmp_path / 'data'}",
     ]
     processes = [
-        subprocess.Popen([*command, f"--process_id={i}"], cwd=REPO, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*command, f"--process_id={i}"],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=600) for p in processes]

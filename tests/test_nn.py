@@ -10,13 +10,7 @@ from jaxseg import nn as jnn
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-
-def _to_torch(x: np.ndarray):
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def _from_torch(t) -> np.ndarray:
-    return t.detach().numpy().transpose(0, 2, 3, 1)
+from tests.torch_reference import from_torch, to_torch  # noqa: E402
 
 
 @pytest.fixture
@@ -28,58 +22,67 @@ def features():
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_resize_bilinear_matches_interpolate(features, size, align_corners):
     ours = jnn.resize_bilinear(jnp.asarray(features), size, align_corners)
-    ref = F.interpolate(_to_torch(features), size=size, mode="bilinear",
-                        align_corners=align_corners)
-    np.testing.assert_allclose(ours, _from_torch(ref), atol=1e-5)
+    ref = F.interpolate(to_torch(features), size=size, mode="bilinear", align_corners=align_corners)
+    np.testing.assert_allclose(ours, from_torch(ref), atol=1e-5)
 
 
 @pytest.mark.parametrize("bins", [1, 2, 3, 6, (4, 7)])
 def test_adaptive_avg_pool_matches_torch(features, bins):
     ours = jnn.adaptive_avg_pool(jnp.asarray(features), bins)
-    ref = F.adaptive_avg_pool2d(_to_torch(features), bins)
-    np.testing.assert_allclose(ours, _from_torch(ref), atol=1e-6)
+    ref = F.adaptive_avg_pool2d(to_torch(features), bins)
+    np.testing.assert_allclose(ours, from_torch(ref), atol=1e-6)
 
 
-@pytest.mark.parametrize("kernel,stride,padding,ceil_mode", [
-    (3, 2, 1, False), (2, 2, 0, True), (3, 2, 0, True), (3, 1, 1, False), (5, 3, 2, True),
-])
+@pytest.mark.parametrize(
+    "kernel,stride,padding,ceil_mode",
+    [(3, 2, 1, False), (2, 2, 0, True), (3, 2, 0, True), (3, 1, 1, False), (5, 3, 2, True)],
+)
 def test_max_pool_matches_torch(features, kernel, stride, padding, ceil_mode):
     ours = jnn.max_pool(jnp.asarray(features), kernel, stride, padding, ceil_mode)
-    ref = F.max_pool2d(_to_torch(features), kernel, stride, padding, ceil_mode=ceil_mode)
-    np.testing.assert_array_equal(ours, _from_torch(ref))
+    ref = F.max_pool2d(to_torch(features), kernel, stride, padding, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(ours, from_torch(ref))
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
 @pytest.mark.parametrize("count_include_pad", [False, True])
 def test_avg_pool_matches_torch(features, ceil_mode, count_include_pad):
     ours = jnn.avg_pool(jnp.asarray(features), 3, 2, 1, ceil_mode, count_include_pad)
-    ref = F.avg_pool2d(_to_torch(features), 3, 2, 1, ceil_mode=ceil_mode,
-                       count_include_pad=count_include_pad)
-    np.testing.assert_allclose(ours, _from_torch(ref), atol=1e-6)
+    ref = F.avg_pool2d(
+        to_torch(features), 3, 2, 1, ceil_mode=ceil_mode, count_include_pad=count_include_pad
+    )
+    np.testing.assert_allclose(ours, from_torch(ref), atol=1e-6)
 
 
-@pytest.mark.parametrize("kernel,stride,dilation,groups", [
-    (7, 2, 1, 1), (3, 2, 1, 1), (3, 1, 4, 1), (1, 2, 1, 1), (3, 1, 2, 3), ((1, 5), 1, 1, 1),
-])
+@pytest.mark.parametrize(
+    "kernel,stride,dilation,groups",
+    [(7, 2, 1, 1), (3, 2, 1, 1), (3, 1, 4, 1), (1, 2, 1, 1), (3, 1, 2, 3), ((1, 5), 1, 1, 1)],
+)
 def test_conv_padding_matches_torch(features, kernel, stride, dilation, groups):
     conv = jnn.Conv2d(6, kernel, stride, dilation=dilation, groups=groups)
     variables = conv.init(jax.random.PRNGKey(0), features)
     ours = conv.apply(variables, features)
     kernel_oihw = np.asarray(variables["params"]["kernel"]).transpose(3, 2, 0, 1)
     kh, kw = kernel_oihw.shape[2:]
-    ref = F.conv2d(_to_torch(features), torch.from_numpy(kernel_oihw),
-                   torch.from_numpy(np.asarray(variables["params"]["bias"])), stride=stride,
-                   padding=(dilation * (kh - 1) // 2, dilation * (kw - 1) // 2),
-                   dilation=dilation, groups=groups)
-    np.testing.assert_allclose(ours, _from_torch(ref), atol=1e-5)
+    ref = F.conv2d(
+        to_torch(features),
+        torch.from_numpy(kernel_oihw),
+        torch.from_numpy(np.asarray(variables["params"]["bias"])),
+        stride=stride,
+        padding=(dilation * (kh - 1) // 2, dilation * (kw - 1) // 2),
+        dilation=dilation,
+        groups=groups,
+    )
+    np.testing.assert_allclose(ours, from_torch(ref), atol=1e-5)
 
 
 def test_batchnorm_matches_torch_in_train_and_eval(features):
     rng = np.random.default_rng(1)
     scale, bias = rng.uniform(0.5, 2, 3).astype(np.float32), rng.normal(size=3).astype(np.float32)
     mean, var = rng.normal(size=3).astype(np.float32), rng.uniform(0.5, 2, 3).astype(np.float32)
-    variables = {"params": {"scale": scale, "bias": bias},
-                 "batch_stats": {"mean": mean, "var": var}}
+    variables = {
+        "params": {"scale": scale, "bias": bias},
+        "batch_stats": {"mean": mean, "var": var},
+    }
     reference = torch.nn.BatchNorm2d(3, momentum=0.1, eps=1e-5)
     with torch.no_grad():
         reference.weight.copy_(torch.from_numpy(scale))
@@ -90,12 +93,13 @@ def test_batchnorm_matches_torch_in_train_and_eval(features):
 
     reference.eval()
     ours = bn.apply(variables, features, use_running_average=True)
-    np.testing.assert_allclose(ours, _from_torch(reference(_to_torch(features))), atol=1e-5)
+    np.testing.assert_allclose(ours, from_torch(reference(to_torch(features))), atol=1e-5)
 
     reference.train()
-    ours, updates = bn.apply(variables, features, use_running_average=False,
-                             mutable=["batch_stats"])
-    np.testing.assert_allclose(ours, _from_torch(reference(_to_torch(features))), atol=1e-5)
+    ours, updates = bn.apply(
+        variables, features, use_running_average=False, mutable=["batch_stats"]
+    )
+    np.testing.assert_allclose(ours, from_torch(reference(to_torch(features))), atol=1e-5)
     np.testing.assert_allclose(updates["batch_stats"]["mean"], reference.running_mean, rtol=1e-5)
     np.testing.assert_allclose(updates["batch_stats"]["var"], reference.running_var, rtol=1e-5)
 

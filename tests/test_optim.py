@@ -45,6 +45,17 @@ def test_schedules_match_torch(fields, make_scheduler):
     np.testing.assert_allclose(ours, _torch_lrs(make_scheduler, 50, 0.02), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("total", [10, 30_000])
+def test_poly_schedule_ends_at_zero_under_jit(total):
+    """At and past its last step the jitted schedule is 0, not NaN: XLA computes the
+    remaining fraction as 1 - step * (1 / total), which can fall just below 0."""
+    config = base.get_config()
+    config.update(dict(lr=0.02, num_steps=total, lr_schedule="poly"))
+    schedule = jax.jit(optim.make_schedule(config))
+    lrs = np.array([float(schedule(jnp.int32(step))) for step in (total - 1, total, total + 5)])
+    assert np.isfinite(lrs).all() and lrs[0] > 0 and not lrs[1:].any(), lrs
+
+
 def test_warmup_rises_linearly_then_follows_the_schedule():
     config = base.get_config()
     config.update(dict(lr=0.1, num_steps=40, warmup_steps=10, lr_schedule="cosine"))

@@ -19,8 +19,7 @@ class FakeSource:
             image[..., 1] = np.arange(h)[:, None] % 256
             image[..., 2] = 10 * i
             mask = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 21).astype(np.uint8)
-            self.examples.append({"image": image, "segmentation_mask": mask,
-                                  "file_name": f"ex{i}"})
+            self.examples.append({"image": image, "segmentation_mask": mask, "file_name": f"ex{i}"})
 
     def __len__(self):
         return len(self.examples)
@@ -45,8 +44,7 @@ def test_train_batches_have_crop_shape_and_valid_labels():
 
 def test_train_pipeline_is_deterministic_and_seed_dependent():
     def first(seed):
-        dataset = pipeline.train_dataset(FakeSource(), global_batch_size=3, crop_size=32,
-                                         seed=seed)
+        dataset = pipeline.train_dataset(FakeSource(), global_batch_size=3, crop_size=32, seed=seed)
         return _take(dataset, 2)
 
     a, b, c = first(0), first(0), first(1)
@@ -117,8 +115,13 @@ def _dominated(label: np.ndarray, ratio: float) -> bool:
 def test_cat_max_ratio_redraws_crops_one_class_dominates():
     mask = np.zeros((100, 100), np.uint8)
     mask[40:60, 40:60] = 1  # one small object on a uniform background
-    source = [{"image": np.zeros((100, 100, 3), np.uint8), "segmentation_mask": mask,
-               "file_name": "object"}]
+    source = [
+        {
+            "image": np.zeros((100, 100, 3), np.uint8),
+            "segmentation_mask": mask,
+            "file_name": "object",
+        }
+    ]
 
     def dominated_share(ratio):
         augment = pipeline.TrainAugment(crop_size=24, scale_range=(1.0, 1.0), cat_max_ratio=ratio)
@@ -142,8 +145,9 @@ def test_eval_indices_split_evenly_over_processes(monkeypatch):
 
 def test_worker_processes_give_the_same_batches_and_resume_exactly():
     def dataset(workers):
-        return pipeline.train_dataset(FakeSource(), global_batch_size=2, crop_size=32, seed=3,
-                                      num_workers=workers)
+        return pipeline.train_dataset(
+            FakeSource(), global_batch_size=2, crop_size=32, seed=3, num_workers=workers
+        )
 
     expected = _take(dataset(0), 4)
     iterator = iter(dataset(1))

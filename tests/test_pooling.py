@@ -10,6 +10,8 @@ from jaxseg.nn.pooling import max_pool_with_argmax, max_unpool
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from tests.torch_reference import from_torch, to_torch  # noqa: E402
+
 # (height, width, kernel, stride, padding, ceil_mode): SegNet's 2x2/2 at odd sizes in both
 # rounding modes, DeepLab's overlapping 3x3/2 pad 1, and a stride-1 window.
 CASES = [
@@ -23,40 +25,32 @@ CASES = [
 ]
 
 
-def _nchw(x: np.ndarray):
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def _nhwc(t) -> np.ndarray:
-    return t.detach().numpy().transpose(0, 2, 3, 1)
-
-
 @pytest.mark.parametrize(("height", "width", "kernel", "stride", "padding", "ceil_mode"), CASES)
 def test_pool_and_unpool_match_torch(height, width, kernel, stride, padding, ceil_mode):
     rng = np.random.default_rng(height * width)
     x = rng.normal(size=(2, height, width, 3)).astype(np.float32)
     ref_values, ref_indices = F.max_pool2d(
-        _nchw(x), kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True
+        to_torch(x), kernel, stride, padding, ceil_mode=ceil_mode, return_indices=True
     )
     pool = jax.jit(lambda a: max_pool_with_argmax(a, kernel, stride, padding, ceil_mode))
     values, indices = pool(x)
-    np.testing.assert_array_equal(np.asarray(values), _nhwc(ref_values))
-    np.testing.assert_array_equal(np.asarray(indices), _nhwc(ref_indices))
+    np.testing.assert_array_equal(np.asarray(values), from_torch(ref_values))
+    np.testing.assert_array_equal(np.asarray(indices), from_torch(ref_indices))
 
     if stride == kernel:  # unpooling is defined for non-overlapping windows
         ref_unpooled = F.max_unpool2d(
             ref_values, ref_indices, kernel, stride, padding, output_size=(height, width)
         )
         unpooled = jax.jit(lambda v, i: max_unpool(v, i, kernel, (height, width)))(values, indices)
-        np.testing.assert_array_equal(np.asarray(unpooled), _nhwc(ref_unpooled))
+        np.testing.assert_array_equal(np.asarray(unpooled), from_torch(ref_unpooled))
 
 
 def test_ties_pick_the_first_maximum_as_torch():
     x = np.zeros((1, 6, 7, 2), np.float32)
     x[0, 2:4, 2:4, 1] = 5.0
-    _, ref_indices = F.max_pool2d(_nchw(x), 2, 2, ceil_mode=True, return_indices=True)
+    _, ref_indices = F.max_pool2d(to_torch(x), 2, 2, ceil_mode=True, return_indices=True)
     _, indices = max_pool_with_argmax(x, 2, 2, ceil_mode=True)
-    np.testing.assert_array_equal(np.asarray(indices), _nhwc(ref_indices))
+    np.testing.assert_array_equal(np.asarray(indices), from_torch(ref_indices))
 
 
 def test_gradients_match_torch():
@@ -74,15 +68,15 @@ def test_gradients_match_torch():
 
     grad = jax.jit(jax.grad(loss))(x)
 
-    tx = _nchw(x).requires_grad_(True)
+    tx = to_torch(x).requires_grad_(True)
     ref_values, ref_indices = F.max_pool2d(tx, 2, 2, ceil_mode=True, return_indices=True)
     ref_unpooled = F.max_unpool2d(ref_values, ref_indices, 2, 2, output_size=(13, 9))
     ref_overlapping = F.max_pool2d(tx, 3, 2, 1, ceil_mode=True)
-    ref_loss = (ref_unpooled * _nchw(weights)).sum() + (
-        ref_overlapping * _nchw(overlap_weights)
+    ref_loss = (ref_unpooled * to_torch(weights)).sum() + (
+        ref_overlapping * to_torch(overlap_weights)
     ).sum()
     ref_loss.backward()
-    np.testing.assert_allclose(np.asarray(grad), _nhwc(tx.grad), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(grad), from_torch(tx.grad), rtol=1e-6, atol=1e-6)
 
 
 def test_unpool_rejects_mismatched_indices():

@@ -29,8 +29,9 @@ def test_dilation_pattern_matches_torchvision(dilate):
     reference = models.resnet101(replace_stride_with_dilation=dilate)
     output_stride = 8 if dilate[1] else 16
     plan = stage_plan((3, 4, 23, 3), output_stride)
-    for (stride, rates), layer in zip(plan, [reference.layer1, reference.layer2,
-                                             reference.layer3, reference.layer4], strict=True):
+    for (stride, rates), layer in zip(
+        plan, [reference.layer1, reference.layer2, reference.layer3, reference.layer4], strict=True
+    ):
         assert rates == tuple(block.conv2.dilation[0] for block in layer)
         assert stride == layer[0].conv2.stride[0]
 

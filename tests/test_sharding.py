@@ -40,8 +40,10 @@ def main() -> None:
 
     assert jax.device_count() == 8, jax.devices()
     rng = np.random.default_rng(0)
-    batch = {"image": rng.normal(size=(8, 40, 40, 3)).astype(np.float32),
-             "label": rng.integers(0, 7, size=(8, 40, 40)).astype(np.int32)}
+    batch = {
+        "image": rng.normal(size=(8, 40, 40, 3)).astype(np.float32),
+        "label": rng.integers(0, 7, size=(8, 40, 40)).astype(np.int32),
+    }
     one, eight = _step_on(1, batch), _step_on(8, batch)
     np.testing.assert_allclose(eight[2], one[2], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(eight[:2]), jax.tree.leaves(one[:2]), strict=True):
@@ -50,10 +52,19 @@ def main() -> None:
 
 
 def test_eight_devices_match_one_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-           "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-m", "tests.test_sharding"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.test_sharding"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
 
 

@@ -9,6 +9,8 @@ from jaxseg.nn.upsample import ConvTranspose2d, bilinear_kernel_init
 
 torch = pytest.importorskip("torch")
 
+from tests.torch_reference import from_torch, to_torch  # noqa: E402
+
 
 def _torch_layer(
     in_channels, out_channels, kernel, stride, padding, output_padding, dilation, bias
@@ -39,7 +41,7 @@ def _torch_layer(
 def test_matches_torch_conv_transpose(kernel, stride, padding, output_padding, dilation, bias):
     layer = _torch_layer(3, 5, kernel, stride, padding, output_padding, dilation, bias)
     x = np.random.default_rng(0).normal(size=(2, 7, 9, 3)).astype(np.float32)
-    expected = layer(torch.from_numpy(x.transpose(0, 3, 1, 2))).detach().numpy()
+    expected = from_torch(layer(to_torch(x)))
     params = {"kernel": layer.weight.detach().numpy().transpose(2, 3, 1, 0)}
     if bias:
         params["bias"] = layer.bias.detach().numpy()
@@ -47,7 +49,7 @@ def test_matches_torch_conv_transpose(kernel, stride, padding, output_padding, d
     shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)["params"]
     assert {k: v.shape for k, v in shapes.items()} == {k: v.shape for k, v in params.items()}
     out = jax.jit(module.apply)({"params": params}, x)
-    np.testing.assert_allclose(np.asarray(out), expected.transpose(0, 2, 3, 1), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(out), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(("factor", "size"), [(2, (7, 10)), (8, (5, 6)), (32, (3, 4))])
@@ -61,15 +63,10 @@ def test_bilinear_init_upsamples_like_torch_interpolate(factor, size):
     variables = module.init(jax.random.PRNGKey(0), x)
     out = np.asarray(jax.jit(module.apply)(variables, x))
     assert out.shape == (1, (size[0] + 1) * factor, (size[1] + 1) * factor, 4)
-    expected = (
+    expected = from_torch(
         torch.nn.functional.interpolate(
-            torch.from_numpy(x.transpose(0, 3, 1, 2)),
-            scale_factor=factor,
-            mode="bilinear",
-            align_corners=False,
+            to_torch(x), scale_factor=factor, mode="bilinear", align_corners=False
         )
-        .numpy()
-        .transpose(0, 2, 3, 1)
     )
     shift, inner = factor // 2, np.s_[factor:-factor]
     height, width = expected.shape[1:3]

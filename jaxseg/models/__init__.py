@@ -1,4 +1,5 @@
-"""Segmentation models by name: `create(name, num_classes, **overrides)` and `names()`.
+"""Segmentation models by name: `create(name, num_classes, **overrides)`, `names()`, and
+each model's small test version (`small_options`, `scratch_caveat`).
 
 Importing this package registers every model family.
 """
@@ -13,6 +14,22 @@ from jaxseg.models import (  # noqa: F401  (registration)
     segnet,
     unet,
 )
-from jaxseg.models.registry import create, names, option_fields, options, register
+from jaxseg.models.registry import (
+    create,
+    names,
+    option_fields,
+    options,
+    register,
+    scratch_caveat,
+    small_options,
+)
 
-__all__ = ["create", "names", "option_fields", "options", "register"]
+__all__ = [
+    "create",
+    "names",
+    "option_fields",
+    "options",
+    "register",
+    "scratch_caveat",
+    "small_options",
+]

@@ -62,8 +62,21 @@ def auxiliary_logits(
     also built at init in eval mode, so train and eval share one parameter tree."""
     if not (train or module.is_initializing()):
         return logits
-    aux = FCNHead(module.num_classes, features=head_features, dtype=module.dtype,
-                  name="aux_head")(features, train)
+    aux = FCNHead(module.num_classes, features=head_features, dtype=module.dtype, name="aux_head")(
+        features, train
+    )
     if not train:
         return logits
     return logits, finalize_logits(aux, images, align_corners)
+
+
+# Why the small VGG16 nets without BatchNorm or skips are registered as not learning from
+# scratch (see `registry.register`): measured on `shapes` with the registry's learning check.
+VGG_SCRATCH_CAVEAT = (
+    "the unnormalised VGG16 trunk stays at the all-background prediction for 80 SGD steps from "
+    "random weights (also with warm-up or AdamW); the paper starts from ImageNet weights"
+)
+SHORT_SCHEDULE_CAVEAT = (
+    "80 SGD steps from random weights (lr 0.02 or 0.05) leave it predicting background "
+    "everywhere; it needs a longer schedule than the check's"
+)

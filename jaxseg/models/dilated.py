@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, vgg16
-from jaxseg.models.common import as_dtype, finalize_logits
+from jaxseg.models.common import VGG_SCRATCH_CAVEAT, as_dtype, finalize_logits
 from jaxseg.models.registry import register
 from jaxseg.nn.context import ContextModule
 from jaxseg.nn.conv import Conv2d
@@ -49,7 +49,9 @@ def _frontend(width: int, fc_features: int, dtype: Any) -> VGG:
     )
 
 
-@register("dilated_frontend")
+@register(
+    "dilated_frontend", small=dict(width=8, fc_features=32), scratch_caveat=VGG_SCRATCH_CAVEAT
+)
 def dilated_frontend(
     num_classes: int, width: int = 64, fc_features: int = 4096, dtype: Any = None
 ) -> DilatedNet:
@@ -57,7 +59,7 @@ def dilated_frontend(
     return DilatedNet(_frontend(width, fc_features, dtype), num_classes, dtype=as_dtype(dtype))
 
 
-@register("dilated_context")
+@register("dilated_context", small=dict(width=8, fc_features=32), scratch_caveat=VGG_SCRATCH_CAVEAT)
 def dilated_context(
     num_classes: int,
     context: str = "large",

@@ -28,7 +28,13 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, Grid, vgg16
-from jaxseg.models.common import as_dtype, auxiliary_logits, finalize_logits, resnet_backbone
+from jaxseg.models.common import (
+    VGG_SCRATCH_CAVEAT,
+    as_dtype,
+    auxiliary_logits,
+    finalize_logits,
+    resnet_backbone,
+)
 from jaxseg.models.registry import register
 from jaxseg.nn import FCNHead
 from jaxseg.nn.conv import Conv2d
@@ -104,7 +110,9 @@ class FCN(nn.Module):
         return finalize_logits(_crop(x, offsets[-1], images.shape[1:3]))
 
 
-def _vgg16_fcn_factory(name: str, skips: int, description: str) -> Callable[..., FCN]:
+def _vgg16_fcn_factory(
+    name: str, skips: int, description: str, small: dict, scratch_caveat: str = ""
+) -> Callable[..., FCN]:
     """Registers `name`, the FCN with `skips` on VGG16, and returns its factory."""
 
     def factory(
@@ -129,12 +137,29 @@ def _vgg16_fcn_factory(name: str, skips: int, description: str) -> Callable[...,
     factory.__doc__ = (
         f"{description} on VGG16; `width` (conv1 channels) and `fc_features` shrink it for tests."
     )
-    return register(name)(factory)
+    return register(name, small=small, scratch_caveat=scratch_caveat)(factory)
 
 
-fcn32s = _vgg16_fcn_factory("fcn32s", 0, "FCN-32s")
-fcn16s = _vgg16_fcn_factory("fcn16s", 1, "FCN-16s (pool4 skip)")
-fcn8s = _vgg16_fcn_factory("fcn8s", 2, "FCN-8s (pool4 and pool3 skips)")
+# Small FCNs draw their scorers at random, so an untrained one's logits carry signal for the
+# registry's bf16 and batch checks (zero scorers give zeros everywhere).
+SMALL_FCN = dict(zero_init_scores=False)
+fcn32s = _vgg16_fcn_factory(
+    "fcn32s",
+    0,
+    "FCN-32s",
+    small=SMALL_FCN | dict(width=4, fc_features=16),
+    scratch_caveat=VGG_SCRATCH_CAVEAT,
+)
+fcn16s = _vgg16_fcn_factory(
+    "fcn16s",
+    1,
+    "FCN-16s (pool4 skip)",
+    small=SMALL_FCN | dict(width=4, fc_features=16),
+    scratch_caveat=VGG_SCRATCH_CAVEAT,
+)
+fcn8s = _vgg16_fcn_factory(
+    "fcn8s", 2, "FCN-8s (pool4 and pool3 skips)", small=SMALL_FCN | dict(width=8, fc_features=32)
+)
 
 
 class FCNResNet(nn.Module):
@@ -161,7 +186,7 @@ class FCNResNet(nn.Module):
         )
 
 
-@register("fcn_resnet")
+@register("fcn_resnet", small=dict(depth=18, width=8, aux=True))
 def fcn_resnet(
     num_classes: int,
     depth: int = 101,

@@ -72,7 +72,7 @@ class GCN(nn.Module):
         return y[:, : size[0], : size[1]]
 
 
-@register("gcn")
+@register("gcn", small=dict(depth=18, width=8, stage_sizes=(1, 1, 1, 1), kernel_size=7))
 def gcn(
     num_classes: int,
     depth: int = 101,

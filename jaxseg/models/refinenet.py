@@ -24,7 +24,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxseg.models.common import as_dtype, finalize_logits, resnet_backbone
+from jaxseg.models.common import SHORT_SCHEDULE_CAVEAT, as_dtype, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import Conv2d, RefineNetBlock, ResidualConvUnit
 from jaxseg.nn.conv import small_normal
@@ -79,7 +79,11 @@ class RefineNet(nn.Module):
         return finalize_logits(x, images, self.align_corners)
 
 
-@register("refinenet")
+@register(
+    "refinenet",
+    small=dict(depth=18, width=8, stage_sizes=(1, 1, 1, 1), features=8),
+    scratch_caveat=SHORT_SCHEDULE_CAVEAT,
+)
 def refinenet(
     num_classes: int,
     depth: int = 101,

@@ -1,24 +1,46 @@
-"""Name -> model factory registry behind `jaxseg.models.create`."""
+"""Name -> model factory registry behind `jaxseg.models.create`.
 
+Each entry also keeps a small version of its model (the options that make it fit a CPU test,
+as flax keeps `_ResNet1` beside `ResNet`) and whether that version learns from scratch, so a
+newly registered model gets every registry-driven check without further code.
+"""
+
+import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flax import linen as nn
 
 Factory = Callable[..., nn.Module]
 
-_FACTORIES: dict[str, Factory] = {}
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    factory: Factory
+    small: Mapping[str, Any]
+    scratch_caveat: str
 
 
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Decorator registering `factory(num_classes, **overrides) -> nn.Module` under `name`."""
+_ENTRIES: dict[str, _Entry] = {}
+
+
+def register(
+    name: str, *, small: Mapping[str, Any], scratch_caveat: str = ""
+) -> Callable[[Factory], Factory]:
+    """Decorator registering `factory(num_classes, **overrides) -> nn.Module` under `name`.
+
+    `small`: options that shrink the model to a few seconds' compile on a CPU with every
+    layer kept. `scratch_caveat`: why the small model does not learn the embedded `shapes`
+    data from random weights ("" when it does).
+    """
 
     def decorate(factory: Factory) -> Factory:
-        if name in _FACTORIES:
+        if name in _ENTRIES:
             raise ValueError(f"model {name!r} is already registered")
-        _FACTORIES[name] = factory
+        _ENTRIES[name] = _Entry(factory, dict(small), scratch_caveat)
         return factory
 
     return decorate
@@ -26,7 +48,19 @@ def register(name: str) -> Callable[[Factory], Factory]:
 
 def names() -> list[str]:
     """Sorted names of every registered model."""
-    return sorted(_FACTORIES)
+    return sorted(_ENTRIES)
+
+
+def small_options(name: str) -> dict[str, Any]:
+    """The options of model `name`'s small version (narrow widths, shallow trunk)."""
+    _lookup(name)
+    return dict(_ENTRIES[name].small)
+
+
+def scratch_caveat(name: str) -> str:
+    """Why model `name`'s small version does not learn from scratch; "" when it does."""
+    _lookup(name)
+    return _ENTRIES[name].scratch_caveat
 
 
 def options(name: str) -> list[str]:
@@ -72,6 +106,6 @@ def create(name: str, num_classes: int = 21, **overrides) -> nn.Module:
 
 
 def _lookup(name: str) -> Factory:
-    if name not in _FACTORIES:
+    if name not in _ENTRIES:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(names())}")
-    return _FACTORIES[name]
+    return _ENTRIES[name].factory

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, VGG16_STAGES, stage_channels, vgg16
-from jaxseg.models.common import as_dtype, finalize_logits
+from jaxseg.models.common import SHORT_SCHEDULE_CAVEAT, as_dtype, finalize_logits
 from jaxseg.models.registry import register
 from jaxseg.nn import BatchNorm, ConvBNAct
 from jaxseg.nn.conv import Conv2d
@@ -54,7 +54,7 @@ class SegNet(nn.Module):
         return finalize_logits(x)
 
 
-@register("segnet")
+@register("segnet", small=dict(width=16), scratch_caveat=SHORT_SCHEDULE_CAVEAT)
 def segnet(num_classes: int, width: int = 64, dtype: Any = None) -> SegNet:
     """SegNet (VGG16-BN encoder-decoder); `width` (conv1 channels, 64 in the paper) shrinks it."""
     backbone = vgg16(

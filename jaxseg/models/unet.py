@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxseg.backbones.resnet import STAGE_NAMES
-from jaxseg.models.common import as_dtype, finalize_logits, resnet_backbone
+from jaxseg.models.common import SHORT_SCHEDULE_CAVEAT, as_dtype, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import BatchNorm, Conv2d, ConvBNAct, max_pool
 from jaxseg.nn.resize import resize_nearest
@@ -135,7 +135,7 @@ class ResNetUNet(nn.Module):
         return finalize_logits(logits)
 
 
-@register("unet")
+@register("unet", small=dict(features=(8, 16, 16, 32, 32)), scratch_caveat=SHORT_SCHEDULE_CAVEAT)
 def unet(
     num_classes: int,
     features: tuple[int, ...] = PAPER_FEATURES,

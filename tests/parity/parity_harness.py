@@ -16,6 +16,7 @@ from configs import base
 from jaxseg import losses, optim
 from jaxseg.convert import from_torch
 from jaxseg.data.labels import IGNORE_LABEL
+from tests import torch_reference
 
 torch.set_num_threads(2)
 if jax.default_backend() != "cpu":
@@ -30,29 +31,9 @@ AUX_WEIGHT = 0.4
 SGD = dict(lr=0.01, momentum=0.9, weight_decay=1e-4)
 
 
-def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random running mean/var and affine parameters in every BatchNorm2d, so that a wrong
-    eps, a swapped statistic or a missed layer shows; returns the model in eval mode."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
-                module.weight.copy_(0.5 + torch.rand(n, generator=generator))
-                module.bias.copy_(0.2 * torch.randn(n, generator=generator))
-    return model.eval()
-
-
 def random_images(size: tuple[int, int], batch: int = 2, seed: int = 0) -> torch.Tensor:
     """A (batch, 3, H, W) batch of standard-normal "normalised images"."""
     return torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(seed))
-
-
-def nhwc(tensor: torch.Tensor) -> np.ndarray:
-    """An NCHW torch tensor as an NHWC numpy array."""
-    return tensor.detach().numpy().transpose(0, 2, 3, 1)
 
 
 def torch_outputs(output) -> tuple[torch.Tensor, ...]:
@@ -66,11 +47,11 @@ def resnet_stages(model: torch.nn.Module, images: torch.Tensor) -> dict[str, np.
     """A torchvision ResNet's stem (after ReLU, before max pooling) and stage outputs, NHWC:
     the features jaxseg's ResNet returns."""
     x = model.relu(model.bn1(model.conv1(images)))
-    stages = {"stem": nhwc(x)}
+    stages = {"stem": torch_reference.from_torch(x)}
     x = model.maxpool(x)
     for name in ("layer1", "layer2", "layer3", "layer4"):
         x = getattr(model, name)(x)
-        stages[name] = nhwc(x)
+        stages[name] = torch_reference.from_torch(x)
     return stages
 
 
@@ -90,9 +71,9 @@ def check_eval(
     convert = convert or partial(from_torch, source=source, arch=arch)
     images = random_images(size)
     with torch.no_grad():
-        reference = nhwc(torch_outputs(model(images))[0])
+        reference = torch_reference.from_torch(torch_outputs(model(images))[0])
     module, variables = convert(model.state_dict())
-    logits = np.asarray(jax.jit(module.apply)(variables, nhwc(images)))
+    logits = np.asarray(jax.jit(module.apply)(variables, torch_reference.from_torch(images)))
     assert logits.shape == reference.shape
     error = relative_error(logits, reference)
     agreement = float((logits.argmax(-1) == reference.argmax(-1)).mean())
@@ -194,7 +175,9 @@ def check_train_step(
     reference = _torch_train_step(model, images, labels)
     with jax.enable_x64(True):
         module, variables = convert(initial)
-        result = _jax_train_step(module, variables, nhwc(images), labels.numpy())
+        result = _jax_train_step(
+            module, variables, torch_reference.from_torch(images), labels.numpy()
+        )
     _, torch_grads = convert({**initial, **reference["grads"]})
     _, updated = convert(reference["state"])
     figures = {

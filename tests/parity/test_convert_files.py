@@ -24,6 +24,7 @@ from jaxseg.data import pipeline
 from jaxseg.inference import predict_image
 from jaxseg.pretrained import load_initial_weights
 from jaxseg.train import TrainState
+from tests import torch_reference
 from tests.parity import parity_harness as harness
 
 REPO = harness.__file__.rsplit("/tests/", 1)[0]
@@ -32,7 +33,7 @@ REPO = harness.__file__.rsplit("/tests/", 1)[0]
 @functools.cache
 def _resnet18() -> torch.nn.Module:
     torch.manual_seed(18)
-    return harness.randomize_batchnorm(torchvision.models.resnet18())
+    return torch_reference.randomize_batchnorm(torchvision.models.resnet18())
 
 
 @functools.cache
@@ -42,7 +43,7 @@ def _deeplabv3() -> torch.nn.Module:
     model = torchvision.models.segmentation.deeplabv3_resnet50(
         weights=None, weights_backbone=None, num_classes=21, aux_loss=True
     )
-    return harness.randomize_batchnorm(model)
+    return torch_reference.randomize_batchnorm(model)
 
 
 def _assert_same_weights(loaded: dict, state_dict: dict) -> None:
@@ -161,7 +162,7 @@ def test_backbone_init_from_a_torchvision_resnet_file(tmp_path):
     with torch.no_grad():
         reference = harness.resnet_stages(resnet, images)
     backbone = {"params": state.params["backbone"], "batch_stats": state.batch_stats["backbone"]}
-    features = segmenter.backbone.apply(backbone, harness.nhwc(images))
+    features = segmenter.backbone.apply(backbone, torch_reference.from_torch(images))
     for name, expected in reference.items():
         assert harness.relative_error(features[name], expected) < harness.EVAL_TOLERANCE, name
     # The head keeps its own initial values.

@@ -12,6 +12,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
+from tests import torch_reference
 from tests.parity import parity_harness as harness
 
 NUM_CLASSES = 5
@@ -29,7 +30,7 @@ def _model(arch: str) -> torch.nn.Module:
     family, encoder = arch.split("_")
     torch.manual_seed(len(arch))
     model = CLASSES[family](encoder, encoder_weights=None, classes=NUM_CLASSES)
-    return harness.randomize_batchnorm(model)
+    return torch_reference.randomize_batchnorm(model)
 
 
 @pytest.mark.parametrize(

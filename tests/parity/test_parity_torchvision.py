@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from jaxseg.convert import from_torch
+from tests import torch_reference
 from tests.parity import parity_harness as harness
 
 SEGMENTATION = torchvision.models.segmentation
@@ -21,18 +22,18 @@ def _segmentation_model(arch: str, aux: bool) -> torch.nn.Module:
     builder = getattr(SEGMENTATION, arch)
     torch.manual_seed(0)
     model = builder(weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=aux)
-    return harness.randomize_batchnorm(model)
+    return torch_reference.randomize_batchnorm(model)
 
 
 @pytest.mark.parametrize(("depth", "size"), [(18, (61, 83)), (50, (67, 75)), (101, (53, 71))])
 def test_resnet_backbone_features(depth, size):
     torch.manual_seed(depth)
-    model = harness.randomize_batchnorm(getattr(torchvision.models, f"resnet{depth}")())
+    model = torch_reference.randomize_batchnorm(getattr(torchvision.models, f"resnet{depth}")())
     images = harness.random_images(size)
     with torch.no_grad():
         reference = harness.resnet_stages(model, images)
     module, variables = from_torch(model.state_dict(), source="torchvision", arch=f"resnet{depth}")
-    features = module.apply(variables, harness.nhwc(images))
+    features = module.apply(variables, torch_reference.from_torch(images))
     for name, expected in reference.items():
         error = harness.relative_error(features[name], expected)
         print(f"parity features torchvision resnet{depth} {size} {name}: {error:.1e}")
@@ -47,8 +48,8 @@ def test_vgg16_features_and_fully_connected_layers():
         pool5 = model.features(images)
         fc7 = model.classifier[:5](torch.flatten(model.avgpool(pool5), 1))
     module, variables = from_torch(model.state_dict(), source="torchvision", arch="vgg16")
-    features = module.apply(variables, harness.nhwc(images))
-    pool5_error = harness.relative_error(features["pool5"], harness.nhwc(pool5))
+    features = module.apply(variables, torch_reference.from_torch(images))
+    pool5_error = harness.relative_error(features["pool5"], torch_reference.from_torch(pool5))
     fc7_error = harness.relative_error(features["fc7"].reshape(1, -1), fc7.numpy())
     print(
         f"parity features torchvision vgg16 (224, 224): pool5 {pool5_error:.1e}, "

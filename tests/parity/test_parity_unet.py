@@ -12,6 +12,7 @@ from torch import nn
 
 from jaxseg import models
 from jaxseg.convert.mapping import Target, fill_variables
+from tests import torch_reference
 from tests.parity import parity_harness as harness
 
 FEATURES = (4, 8, 12, 16, 20)
@@ -85,7 +86,7 @@ def _converter(batch_norm: bool):
 
 def _torch_unet(batch_norm: bool) -> TorchUNet:
     torch.manual_seed(0)
-    return harness.randomize_batchnorm(TorchUNet(FEATURES, NUM_CLASSES, batch_norm))
+    return torch_reference.randomize_batchnorm(TorchUNet(FEATURES, NUM_CLASSES, batch_norm))
 
 
 @pytest.mark.parametrize(
