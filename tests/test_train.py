@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 
 from configs import quickstart
-from jaxseg import checkpoint, data, optim, sharding
-from jaxseg.build import build_model
+from jaxseg import checkpoint, data, sharding
 from jaxseg.data import pipeline
-from jaxseg.train import create_train_state, make_train_step
-from tests.models.harness import class_entropy
+from tests.models.harness import class_entropy, training_pieces
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -37,13 +35,9 @@ def _tiny_config():
 
 
 def fixed_batch_training(config):
-    """(model, initial state, jitted step, one host batch, that batch on the mesh) for `config`
-    on one device: the pieces of `train_and_evaluate`, for stepping a fixed batch by hand."""
-    model = build_model(config, data.dataset_info(config.dataset)[0])
-    mesh = sharding.make_mesh(1)
-    tx, schedule = optim.make_optimizer(config)
-    state, shardings = create_train_state(model, tx, config, mesh)
-    step = make_train_step(model, tx, schedule, config, shardings, mesh)
+    """`harness.training_pieces` for `config`'s dataset, with one host batch of its train split
+    and that batch on the mesh: (model, initial state, jitted step, host batch, global batch)."""
+    model, state, step, mesh = training_pieces(config, data.dataset_info(config.dataset)[0])
     source = data.load_source(config.dataset, "train")
     batch = next(iter(pipeline.train_dataset(
         source, global_batch_size=config.batch_size, crop_size=config.crop_size

@@ -13,6 +13,7 @@ from PIL import Image
 
 from configs import base
 from jaxseg import data, losses, metrics, models, optim, sharding
+from jaxseg.build import build_model
 from jaxseg.data import pipeline
 from jaxseg.data.labels import IGNORE_LABEL
 from jaxseg.data.voc import NUM_CLASSES as VOC_CLASSES
@@ -120,11 +121,27 @@ def check_bfloat16(name: str, shared_dir: Path) -> None:
     assert np.median(relative) < 0.03 and agreement > 0.8, (name, np.median(relative), agreement)
 
 
-def fitting_config(name: str, steps: int):
-    """The base recipe on the small model, AdamW without weight decay, for fitting one batch."""
+def small_config(name: str):
+    """The base config with model `name`'s small version."""
     config = base.get_config()
     config.model = name
     config.model_kwargs = base.model_kwargs(name, **models.small_options(name))
+    return config
+
+
+def training_pieces(config, num_classes: int):
+    """(model, initial state, jitted train step, mesh) for `config` on one device: the pieces
+    of `train_and_evaluate`, for stepping a batch by hand."""
+    model = build_model(config, num_classes)
+    mesh = sharding.make_mesh(1)
+    tx, schedule = optim.make_optimizer(config)
+    state, shardings = create_train_state(model, tx, config, mesh)
+    return model, state, make_train_step(model, tx, schedule, config, shardings, mesh), mesh
+
+
+def fitting_config(name: str, steps: int):
+    """The base recipe on the small model, AdamW without weight decay, for fitting one batch."""
+    config = small_config(name)
     config.optimizer, config.lr, config.weight_decay = "adamw", 5e-3, 0.0
     config.num_steps, config.lr_schedule = steps, "constant"
     return config
@@ -142,13 +159,8 @@ def check_fits_a_real_batch(name: str, shared_dir: Path, steps: int, fraction: f
     """Within `steps` of the real train step on one fixed batch of genuine VOC images, the main
     head's loss falls below `fraction` of the batch's class entropy, which no prediction
     blind to the pixels can reach; and every parameter moves."""
-    config = fitting_config(name, steps)
-    model = models.create(name, VOC_CLASSES, **config.model_kwargs.to_dict())
-    mesh = sharding.make_mesh(1)
-    tx, schedule = optim.make_optimizer(config)
-    state, shardings = create_train_state(model, tx, config, mesh)
+    _, state, step_fn, mesh = training_pieces(fitting_config(name, steps), VOC_CLASSES)
     start = jax.tree.map(np.asarray, state.params)
-    step_fn = make_train_step(model, tx, schedule, config, shardings, mesh)
     host_batch = real_batch(shared_dir)
     batch = sharding.to_global(host_batch, mesh)
     history = []
@@ -171,9 +183,7 @@ def check_fits_a_real_batch(name: str, shared_dir: Path, steps: int, fraction: f
 def learning_config(name: str, steps: int):
     """The base recipe (SGD, poly decay) on the small model and `shapes/tiny`, evaluated once
     at the end on the whole val split."""
-    config = base.get_config()
-    config.model = name
-    config.model_kwargs = base.model_kwargs(name, **models.small_options(name))
+    config = small_config(name)
     config.dataset, config.crop_size, config.scale_range = "shapes/tiny", 64, (0.75, 1.25)
     config.batch_size, config.num_steps, config.lr = 4, steps, LEARN_LR
     config.log_every = config.checkpoint_every = config.eval_every = steps
