@@ -62,9 +62,8 @@ def auxiliary_logits(
     also built at init in eval mode, so train and eval share one parameter tree."""
     if not (train or module.is_initializing()):
         return logits
-    aux = FCNHead(module.num_classes, features=head_features, dtype=module.dtype, name="aux_head")(
-        features, train
-    )
+    aux = FCNHead(module.num_classes, features=head_features, dtype=module.dtype,
+                  name="aux_head")(features, train)
     if not train:
         return logits
     return logits, finalize_logits(aux, images, align_corners)

@@ -64,9 +64,8 @@ class DeepLabV3(nn.Module):
         logits = finalize_logits(x, images, self.align_corners)
         if not self.aux:
             return logits
-        return auxiliary_logits(
-            self, logits, features["layer3"], images, train, align_corners=self.align_corners
-        )
+        return auxiliary_logits(self, logits, features["layer3"], images, train,
+                                align_corners=self.align_corners)
 
 
 def aspp_rates(output_stride: int) -> tuple[int, ...]:
@@ -95,25 +94,12 @@ def deeplab_v3(
     `rates=None` takes the paper's ASPP rates for `output_stride`. torchvision's variant is
     `multi_grid=None`; smp's adds `dilate_first_block=True` and `align_corners=True`.
     """
-    backbone = resnet_backbone(
-        depth,
-        output_stride,
-        width=width,
-        stage_sizes=stage_sizes,
-        multi_grid=multi_grid,
-        dilate_first_block=dilate_first_block,
-        dtype=dtype,
-    )
-    return DeepLabV3(
-        backbone,
-        num_classes,
-        rates=rates or aspp_rates(output_stride),
-        aspp_features=aspp_features,
-        head_conv=head_conv,
-        aux=aux,
-        align_corners=align_corners,
-        dtype=as_dtype(dtype),
-    )
+    backbone = resnet_backbone(depth, output_stride, width=width, stage_sizes=stage_sizes,
+                               multi_grid=multi_grid, dilate_first_block=dilate_first_block,
+                               dtype=dtype)
+    return DeepLabV3(backbone, num_classes, rates=rates or aspp_rates(output_stride),
+                     aspp_features=aspp_features, head_conv=head_conv, aux=aux,
+                     align_corners=align_corners, dtype=as_dtype(dtype))
 
 
 class DeepLabV3Plus(nn.Module):
@@ -142,9 +128,8 @@ class DeepLabV3Plus(nn.Module):
         features = self.backbone(images, train)
         conv = SeparableConv2d if self.separable else Conv2d
         block = partial(ConvBNAct, dtype=self.dtype)
-        x = ASPP(
-            self.rates, self.features, separable=self.separable, dtype=self.dtype, name="aspp"
-        )(features["layer4"], train)
+        x = ASPP(self.rates, self.features, separable=self.separable, dtype=self.dtype,
+                 name="aspp")(features["layer4"], train)
         if self.aspp_conv:
             x = block(self.features, 3, conv=conv, name="aspp_conv")(x, train)
         skip = features["layer1"]
@@ -178,25 +163,12 @@ def deeplab_v3plus(
     smp's variant: `multi_grid=None`, `rates=(12, 24, 36)`, `aspp_conv=True`, `fuse_convs=1`,
     `dilate_first_block=True`.
     """
-    backbone = resnet_backbone(
-        depth,
-        output_stride,
-        width=width,
-        stage_sizes=stage_sizes,
-        multi_grid=multi_grid,
-        dilate_first_block=dilate_first_block,
-        dtype=dtype,
-    )
-    return DeepLabV3Plus(
-        backbone,
-        num_classes,
-        rates=rates or aspp_rates(output_stride),
-        features=aspp_features,
-        separable=separable,
-        aspp_conv=aspp_conv,
-        fuse_convs=fuse_convs,
-        dtype=as_dtype(dtype),
-    )
+    backbone = resnet_backbone(depth, output_stride, width=width, stage_sizes=stage_sizes,
+                               multi_grid=multi_grid, dilate_first_block=dilate_first_block,
+                               dtype=dtype)
+    return DeepLabV3Plus(backbone, num_classes, rates=rates or aspp_rates(output_stride),
+                         features=aspp_features, separable=separable, aspp_conv=aspp_conv,
+                         fuse_convs=fuse_convs, dtype=as_dtype(dtype))
 
 
 class DeepLabV2(nn.Module):
@@ -236,7 +208,9 @@ class DeepLabV2(nn.Module):
         return (logits, *(finalize_logits(s, images, self.align_corners) for s in scores))
 
 
-@register("deeplab_v2", small=dict(depth=18, width=8, stage_sizes=(1, 1, 1, 1), scales=(1.0, 0.5)))
+@register(
+    "deeplab_v2", small=dict(depth=18, width=8, stage_sizes=(1, 1, 1, 1), scales=(1.0, 0.5))
+)
 def deeplab_v2(
     num_classes: int,
     depth: int = 101,
@@ -275,13 +249,8 @@ class DeepLabV1(nn.Module):
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         x = self.backbone(images, train)["fc7"]
-        x = Conv2d(
-            self.num_classes,
-            1,
-            kernel_init=nn.initializers.normal(0.01),
-            dtype=self.dtype,
-            name="fc8",
-        )(x)
+        x = Conv2d(self.num_classes, 1, kernel_init=nn.initializers.normal(0.01),
+                   dtype=self.dtype, name="fc8")(x)
         return finalize_logits(x, images, align_corners=True)
 
 
@@ -290,7 +259,6 @@ def deeplab_v1(
     num_classes: int, width: int = 64, fc_features: int = 1024, dtype: Any = None
 ) -> DeepLabV1:
     """DeepLab-LargeFOV on VGG16; `width` (conv1 channels) and `fc_features` shrink it."""
-    backbone = vgg16(
-        "largefov", width=width, fc_features=fc_features, dtype=as_dtype(dtype), name="backbone"
-    )
+    backbone = vgg16("largefov", width=width, fc_features=fc_features, dtype=as_dtype(dtype),
+                     name="backbone")
     return DeepLabV1(backbone, num_classes, dtype=as_dtype(dtype))

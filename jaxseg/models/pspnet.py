@@ -48,30 +48,21 @@ class PSPNet(nn.Module):
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False):
         features = self.backbone(images, train)
-        x = PyramidPooling(
-            self.bins,
-            align_corners=self.align_corners,
-            input_first=self.ppm_input_first,
-            norm_global_bin=self.norm_global_bin,
-            dtype=self.dtype,
-            name="ppm",
-        )(features[self.feature_stage], train)
+        x = PyramidPooling(self.bins, align_corners=self.align_corners,
+                           input_first=self.ppm_input_first,
+                           norm_global_bin=self.norm_global_bin, dtype=self.dtype,
+                           name="ppm")(features[self.feature_stage], train)
         x = ConvBNAct(self.head_features, self.fuse_kernel, dtype=self.dtype, name="fuse")(x, train)
         broadcast = (1, 2) if self.spatial_dropout else ()
         x = nn.Dropout(self.dropout, broadcast_dims=broadcast, deterministic=not train)(x)
-        x = Conv2d(self.num_classes, self.classifier_kernel, dtype=self.dtype, name="classifier")(x)
+        x = Conv2d(self.num_classes, self.classifier_kernel, dtype=self.dtype,
+                   name="classifier")(x)
         logits = finalize_logits(x, images, self.align_corners)
         if not self.aux:
             return logits
-        return auxiliary_logits(
-            self,
-            logits,
-            features["layer3"],
-            images,
-            train,
-            align_corners=self.align_corners,
-            head_features=self.head_features // 2,
-        )
+        return auxiliary_logits(self, logits, features["layer3"], images, train,
+                                align_corners=self.align_corners,
+                                head_features=self.head_features // 2)
 
 
 @register("pspnet", small=dict(depth=18, width=8, head_features=16))
@@ -101,27 +92,10 @@ def pspnet(
     """
     if aux and num_stages < 3:
         raise ValueError(f"pspnet: aux=True needs layer3, but num_stages={num_stages}")
-    backbone = resnet_backbone(
-        depth,
-        output_stride,
-        width=width,
-        stage_sizes=stage_sizes,
-        deep_stem=deep_stem,
-        num_stages=num_stages,
-        dtype=dtype,
-    )
-    return PSPNet(
-        backbone,
-        num_classes,
-        bins=bins,
-        head_features=head_features,
-        aux=aux,
-        feature_stage=STAGE_NAMES[num_stages - 1],
-        ppm_input_first=ppm_input_first,
-        norm_global_bin=norm_global_bin,
-        fuse_kernel=fuse_kernel,
-        dropout=dropout,
-        spatial_dropout=spatial_dropout,
-        classifier_kernel=classifier_kernel,
-        dtype=as_dtype(dtype),
-    )
+    backbone = resnet_backbone(depth, output_stride, width=width, stage_sizes=stage_sizes,
+                               deep_stem=deep_stem, num_stages=num_stages, dtype=dtype)
+    return PSPNet(backbone, num_classes, bins=bins, head_features=head_features, aux=aux,
+                  feature_stage=STAGE_NAMES[num_stages - 1], ppm_input_first=ppm_input_first,
+                  norm_global_bin=norm_global_bin, fuse_kernel=fuse_kernel, dropout=dropout,
+                  spatial_dropout=spatial_dropout, classifier_kernel=classifier_kernel,
+                  dtype=as_dtype(dtype))
