@@ -14,7 +14,6 @@ from absl import app, flags
 from PIL import Image
 
 from jaxseg import checkpoint, cli, errors
-from jaxseg.build import model_from_spec
 from jaxseg.config_checks import check_scales
 from jaxseg.data import palette
 from jaxseg.data.images import read_rgb
@@ -68,14 +67,12 @@ def _predict(paths: list[str]) -> None:
     _check_no_input_overwritten(
         paths, [out / f"{s}{suffix}" for s in stems for suffix in (".png", "_overlay.jpg")]
     )
-    out.mkdir(parents=True, exist_ok=True)
-    spec = checkpoint.read_model_spec(_WORKDIR.value)
-    if spec is None:
-        raise FileNotFoundError(f"{Path(_WORKDIR.value) / checkpoint.MODEL_SPEC} not found")
     predictor = Predictor(
-        model_from_spec(spec), checkpoint.load_variables(_WORKDIR.value, use_ema=_USE_EMA.value),
+        checkpoint.read_model_spec(_WORKDIR.value).build(),
+        checkpoint.load_variables(_WORKDIR.value, use_ema=_USE_EMA.value),
         scales=scales, flip=_FLIP.value,
     )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
     failures = []
     for path, stem in zip(paths, stems, strict=True):
         try:

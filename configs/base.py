@@ -12,12 +12,8 @@ from jaxseg import models
 def model_kwargs(model: str, **overrides) -> ConfigDict:
     """Every option of registered model `model` at its default unless overridden, typed and
     locked: any option can be set on the command line and a mistyped one fails."""
+    models.check_options(model, overrides)
     fields = models.option_fields(model)
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"model {model!r} has no option {unknown[0]!r}; its options are: {', '.join(fields)}"
-        )
     kwargs = ConfigDict()
     for option, (field_type, default) in fields.items():
         value = overrides.get(option, default)

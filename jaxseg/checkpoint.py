@@ -18,6 +18,8 @@ import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from jaxseg.models.spec import ModelSpec
+
 log = logging.getLogger(__name__)
 
 STATE = "state"
@@ -189,18 +191,39 @@ def abstract_like(tree: Any) -> Any:
     )
 
 
-def write_model_spec(workdir: str | Path, name: str, num_classes: int, kwargs: dict) -> None:
+def write_model_spec(workdir: str | Path, spec: ModelSpec) -> None:
     """Record which registered model a checkpoint folder holds, so eval and predict rebuild it."""
-    spec = {"name": name, "num_classes": num_classes, "kwargs": kwargs}
     path = Path(workdir) / MODEL_SPEC
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec, indent=2, sort_keys=True))
+    path.write_text(spec.to_json())
 
 
-def read_model_spec(workdir: str | Path) -> dict | None:
-    """The model spec written by `write_model_spec`, or None if the folder has none."""
+def read_model_spec(workdir: str | Path) -> ModelSpec:
+    """The spec `write_model_spec` recorded; a missing one is a FileNotFoundError and an
+    unreadable one a ValueError, each naming the file."""
     path = Path(workdir) / MODEL_SPEC
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: train into {workdir} first or convert weights into it "
+            "(python -m jaxseg.convert ... --out DIR)"
+        )
+    try:
+        return ModelSpec.from_json(path.read_text())
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+def write_weights(workdir: str | Path, spec: ModelSpec, variables: dict) -> None:
+    """Write `spec` and `variables` ({"params", "batch_stats"}) as step 0 of a new folder
+    (what `jaxseg.convert` writes); a folder that holds checkpoints already is a ValueError."""
+    directory = Path(workdir) / "checkpoints"
+    if directory.exists() and any(directory.iterdir()):
+        raise ValueError(f"{directory} already holds checkpoints; choose another folder")
+    write_model_spec(workdir, spec)
+    manager = make_manager(directory, keep=1, async_save=False)
+    save(manager, 0, jax.device_put(variables), force=True)
+    manager.wait_until_finished()
+    manager.close()
 
 
 def load_variables(

@@ -3,7 +3,6 @@
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,10 @@ class StoppedEarlyError(Exception):
         )
 
 
+class UnknownOptionError(TypeError):
+    """An option a registered model does not have: a typo in a config, spec or override."""
+
+
 def first_line(error: BaseException) -> str:
     """The start of an error's message, for one-line reports."""
     return str(error).strip().split("\n", 1)[0][:300]
@@ -32,12 +35,6 @@ def exit_now(message: str, code: int = 1) -> None:
     print(message, file=sys.stderr, flush=True)
     logging.shutdown()
     os._exit(code)
-
-
-def _raised_by_model_registry(error: TypeError) -> bool:
-    """Whether `error` is `jaxseg.models.create` rejecting an option (not a bug elsewhere)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).name == "registry.py"
 
 
 def run_with_clean_errors(fn: Callable[[], object]) -> object:
@@ -60,9 +57,7 @@ def run_with_clean_errors(fn: Callable[[], object]) -> object:
         sys.exit(f"error: {error}")
     except OSError as error:
         sys.exit(f"error: {error}; choose a folder you can write to, or fix its permissions")
-    except TypeError as error:
-        if not _raised_by_model_registry(error):
-            raise
+    except UnknownOptionError as error:
         sys.exit(f"error: config.model_kwargs: {error}")
     except jax.errors.JaxRuntimeError as error:
         if jax.process_count() == 1:

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseg import checkpoint, errors, losses
-from jaxseg.build import model_from_spec
 from jaxseg.nn.pooling import planar_pooling
 
 FORMATS = ("onnx", "stablehlo")
@@ -118,14 +117,12 @@ def export_workdir(
 ) -> str:  # fmt: skip
     """Export the latest checkpoint of `workdir` to `out`; returns a one-line summary."""
     spec = checkpoint.read_model_spec(workdir)
-    if spec is None:
-        raise FileNotFoundError(f"{Path(workdir) / checkpoint.MODEL_SPEC} not found")
-    model = model_from_spec(spec)
+    model = spec.build()
     variables = checkpoint.load_variables(workdir, use_ema=use_ema)
     serialized, error = export_model(model, variables, fmt, height, width, batch)
     Path(out).write_bytes(serialized)
     return (
-        f"{workdir} ({spec['name']}) -> {out}: {fmt}, input (B, {height}, {width}, 3), "
+        f"{workdir} ({spec.name}) -> {out}: {fmt}, input (B, {height}, {width}, 3), "
         f"max relative error {error:.1e} against jaxseg"
     )
 

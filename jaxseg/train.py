@@ -30,6 +30,7 @@ from jaxseg.data import pipeline
 from jaxseg.data.labels import IGNORE_LABEL
 from jaxseg.errors import StoppedEarlyError
 from jaxseg.evaluate import Evaluator
+from jaxseg.models import ModelSpec
 from jaxseg.nn import norm
 from jaxseg.pretrained import load_initial_weights
 from jaxseg.summary import SummaryWriter
@@ -268,9 +269,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
     data_iter = iter(dataset)
     workdir.mkdir(parents=True, exist_ok=True)
     if is_main:
-        checkpoint.write_model_spec(
-            workdir, config.model, num_classes, config.model_kwargs.to_dict()
-        )
+        checkpoint.write_model_spec(workdir, ModelSpec.from_config(config, num_classes))
     manager = checkpoint.make_manager(workdir / "checkpoints", keep=config.keep_checkpoints)
 
     # Restore, or start from pretrained weights.

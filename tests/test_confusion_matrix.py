@@ -13,12 +13,9 @@ from PIL import Image
 from tensorboardX.proto import event_pb2
 
 from configs import quickstart
-from jaxseg import data, evaluate, metrics, models, viz
-from jaxseg.convert.__main__ import write_checkpoint
+from jaxseg import checkpoint, data, evaluate, metrics, models, viz
 from jaxseg.data import ade20k, shapes, voc
 from jaxseg.summary import SummaryWriter
-
-NARROW = {"width": 4, "fc_features": 8}
 
 
 def _cell_colour(picture: np.ndarray, row: int, column: int, num_classes: int) -> tuple:
@@ -33,9 +30,10 @@ def _colour(share: float) -> tuple:
 
 def test_eval_metrics_json_holds_the_bincount_of_the_saved_predictions(tmp_path):
     num_classes = shapes.NUM_CLASSES
-    model = models.create("deeplab_v1", num_classes=num_classes, **NARROW)
+    spec = models.ModelSpec("deeplab_v1", num_classes, models.small_options("deeplab_v1"))
+    model = spec.build()
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.float32))
-    write_checkpoint(tmp_path, ("deeplab_v1", num_classes, NARROW), variables)
+    checkpoint.write_weights(tmp_path, spec, variables)
     config = quickstart.get_config()
     config.dataset, config.eval.batch_size = "shapes/tiny", 4
     evaluate.evaluate_workdir(config, tmp_path, prediction_dir=tmp_path / "png")

@@ -16,16 +16,14 @@ from jaxseg.models.__main__ import parse_option
 from jaxseg.nn import Conv2d
 
 REPO = Path(__file__).resolve().parents[1]
-NARROW = {"depth": 18, "width": 8, "aspp_features": 16}
-NARROW_ARGS = ["--option", "depth=18", "--option", "width=8", "--option", "aspp_features=16"]
 
 
 def test_totals_are_the_initialised_variables_and_the_train_step_is_measured():
-    narrow = {"width": 4, "fc_features": 8}
+    small = models.small_options("deeplab_v1")
     result = report.report(
-        "deeplab_v1", 5, (32, 40), batch=2, train_config=base.get_config(), **narrow
+        "deeplab_v1", 5, (32, 40), batch=2, train_config=base.get_config(), **small
     )
-    model = models.create("deeplab_v1", num_classes=5, **narrow)
+    model = models.create("deeplab_v1", num_classes=5, **small)
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), jax.numpy.zeros((1, 32, 40, 3)))
     assert result.total_parameters == report.count(variables["params"])
     assert set(result.parameters) == set(variables["params"])
@@ -73,11 +71,13 @@ def _summary(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_prints_the_table():
+    small = models.small_options("deeplab_v3")
+    options = [arg for key, value in small.items() for arg in ("--option", f"{key}={value}")]
     result = _summary(
-        "deeplab_v3", "--size", "32", "40", "--num_classes", "5", "--no_memory", *NARROW_ARGS
+        "deeplab_v3", "--size", "32", "40", "--num_classes", "5", "--no_memory", *options
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = report.report("deeplab_v3", 5, (32, 40), **NARROW)
+    expected = report.report("deeplab_v3", 5, (32, 40), **small)
     for module, n in [*expected.parameters.items(), ("total", expected.total_parameters)]:
         assert re.search(rf"^{module} +{n:,} +[\d.]+%$", result.stdout, re.MULTILINE), module
     assert f"forward: {expected.forward_flops / 1e9:.4g} GFLOPs per image" in result.stdout

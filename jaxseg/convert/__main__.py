@@ -12,24 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
-
 from jaxseg import checkpoint, errors
 from jaxseg.convert.api import SOURCES, convert
 from jaxseg.convert.files import load_state_dict
-
-
-def write_checkpoint(out: Path, spec: tuple[str, int, dict], variables: dict) -> None:
-    """Write model.json and step 0 of checkpoints/ under `out`, which must not hold one yet."""
-    directory = out / "checkpoints"
-    if directory.exists() and any(directory.iterdir()):
-        raise ValueError(f"{directory} already holds checkpoints; choose another --out")
-    name, num_classes, kwargs = spec
-    checkpoint.write_model_spec(out, name, num_classes, kwargs)
-    manager = checkpoint.make_manager(directory, keep=1, async_save=False)
-    checkpoint.save(manager, 0, jax.device_put(variables), force=True)
-    manager.wait_until_finished()
-    manager.close()
 
 
 def convert_file(path: Path, source: str, arch: str, out: Path) -> str:
@@ -44,9 +29,10 @@ def convert_file(path: Path, source: str, arch: str, out: Path) -> str:
             f"{source} {arch} is a backbone without a segmentation head: initialise a model's "
             f"backbone from it with --config.backbone_init={path} instead"
         )
-    write_checkpoint(out, converted.spec, converted.variables)
-    name, num_classes, _ = converted.spec
-    return f"{path} ({source} {arch}) -> {out}: jaxseg model {name!r}, {num_classes} classes"
+    spec = converted.spec
+    checkpoint.write_weights(out, spec, converted.variables)
+    model = f"jaxseg model {spec.name!r}, {spec.num_classes} classes"
+    return f"{path} ({source} {arch}) -> {out}: {model}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

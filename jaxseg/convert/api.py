@@ -12,18 +12,19 @@ from jaxseg.backbones.resnet import RESNET_DEPTHS, Bottleneck
 from jaxseg.convert import smp, torchvision
 from jaxseg.convert.files import load_state_dict
 from jaxseg.convert.mapping import fill_variables, num_classes_of
+from jaxseg.models import ModelSpec
 
 SOURCES = {"torchvision": torchvision.ARCHS, "smp": smp.ARCHS}
 
 
 @dataclass(frozen=True)
 class Converted:
-    """A converted model: the module, its variables and, for registered models, the
-    (name, num_classes, kwargs) that model.json records (None for bare backbones)."""
+    """A converted model: the module, its variables and, for registered models, the spec
+    that model.json records (None for bare backbones)."""
 
     module: nn.Module
     variables: dict
-    spec: tuple[str, int, dict] | None
+    spec: ModelSpec | None
 
 
 def convert(state_dict: Mapping[str, Any], *, source: str, arch: str) -> Converted:
@@ -43,7 +44,7 @@ def convert(state_dict: Mapping[str, Any], *, source: str, arch: str) -> Convert
     module = target.build(num_classes)
     variables = fill_variables(state_dict, module, target, where)
     variables.setdefault("batch_stats", {})
-    spec = None if target.model is None else (target.model[0], num_classes, target.model[1])
+    spec = None if target.spec is None else target.spec(num_classes)
     return Converted(module, variables, spec)
 
 

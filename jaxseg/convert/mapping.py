@@ -41,21 +41,21 @@ class Target:
     `build(num_classes)` returns the module; `rules` map jaxseg module paths ("a/b/c") to
     torch module names (first full regex match wins, templates may use groups); `classifier`
     names the torch weight whose first dimension is the class count; torch keys matching an
-    `ignore` regex have no jaxseg counterpart and are dropped; `model` is the registered name
-    and options (what model.json records), None for bare backbones.
+    `ignore` regex have no jaxseg counterpart and are dropped; `spec(num_classes)` is the
+    registered model it converts to (what model.json records), None for bare backbones.
     """
 
     build: Callable[[int], nn.Module]
     rules: Rules
     classifier: str | None = None
     ignore: tuple[str, ...] = ()
-    model: tuple[str, dict] | None = None
+    spec: Callable[[int], models.ModelSpec] | None = None
 
 
-def registered(name: str, rules: Rules, classifier: str, ignore=(), **kwargs: Any) -> Target:
-    """A `Target` for the registered jaxseg model `name` built with `kwargs`."""
-    build = partial(models.create, name, **kwargs)
-    return Target(build, rules, classifier, tuple(ignore), (name, kwargs))
+def registered(name: str, rules: Rules, classifier: str, ignore=(), **options: Any) -> Target:
+    """A `Target` for the registered jaxseg model `name` built with `options`."""
+    spec = partial(models.ModelSpec, name, options=options)
+    return Target(lambda n: spec(n).build(), rules, classifier, tuple(ignore), spec)
 
 
 def resnet_rules(flax_prefix: str, torch_prefix: str) -> Rules:

@@ -1,5 +1,6 @@
-"""Segmentation models by name: `create(name, num_classes, **overrides)`, `names()`, and
-each model's small test version (`small_options`, `scratch_caveat`).
+"""Segmentation models by name: `create(name, num_classes, **overrides)`, `names()`,
+`ModelSpec` (a model as data), and each model's small test version (`small_options`,
+`scratch_caveat`).
 
 Importing this package registers every model family.
 """
@@ -15,6 +16,7 @@ from jaxseg.models import (  # noqa: F401  (registration)
     unet,
 )
 from jaxseg.models.registry import (
+    check_options,
     create,
     names,
     option_fields,
@@ -23,8 +25,11 @@ from jaxseg.models.registry import (
     scratch_caveat,
     small_options,
 )
+from jaxseg.models.spec import ModelSpec
 
 __all__ = [
+    "ModelSpec",
+    "check_options",
     "create",
     "names",
     "option_fields",

@@ -9,10 +9,12 @@ import dataclasses
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flax import linen as nn
+
+from jaxseg.errors import UnknownOptionError
 
 Factory = Callable[..., nn.Module]
 
@@ -93,16 +95,21 @@ def _field_type(hint: object) -> type:
 def create(name: str, num_classes: int = 21, **overrides) -> nn.Module:
     """Builds model `name` with `num_classes` outputs; `overrides` are the factory's options.
 
-    Raises ValueError for an unknown name and TypeError for an option the model lacks.
+    Raises ValueError for an unknown name and UnknownOptionError for an option it lacks.
     """
-    factory = _lookup(name)
-    accepted = options(name)
-    for key in overrides:
-        if key not in accepted:
-            raise TypeError(
-                f"model {name!r} has no option {key!r}; its options are: {', '.join(accepted)}"
-            )
-    return factory(num_classes=num_classes, **overrides)
+    check_options(name, set(overrides) - {"dtype"})
+    return _lookup(name)(num_classes=num_classes, **overrides)
+
+
+def check_options(name: str, given: Iterable[str]) -> None:
+    """Raise UnknownOptionError naming the first of `given` that model `name` lacks (`dtype`
+    is a compute setting, passed on its own, not an option)."""
+    accepted = list(option_fields(name))
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise UnknownOptionError(
+            f"model {name!r} has no option {unknown[0]!r}; its options are: {', '.join(accepted)}"
+        )
 
 
 def _lookup(name: str) -> Factory:

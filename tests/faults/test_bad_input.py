@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from jaxseg import checkpoint, config_checks, data, errors
-from jaxseg.build import build_model
 from jaxseg.data import __main__ as prepare_cli
 from jaxseg.data.images import read_rgb
 from jaxseg.inference import Predictor
+from jaxseg.models import ModelSpec
 from jaxseg.train import train_and_evaluate
 from tests.faults.conftest import tiny_config
 from tests.test_train import REPO
@@ -40,13 +40,10 @@ def model_workdir(tmp_path_factory):
     """A workdir holding an initialised tiny model, as `python -m jaxseg.convert` writes."""
     workdir, config = tmp_path_factory.mktemp("model"), tiny_config()
     num_classes, _ = data.dataset_info(config.dataset)
-    model = build_model(config, num_classes)
+    spec = ModelSpec.from_config(config, num_classes)
+    model = spec.build()
     variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 48, 48, 3), np.float32))
-    checkpoint.write_model_spec(workdir, config.model, num_classes, config.model_kwargs.to_dict())
-    manager = checkpoint.make_manager(workdir / "checkpoints", async_save=False)
-    checkpoint.save(manager, 0, {"params": variables["params"],
-                                 "batch_stats": variables["batch_stats"]})  # fmt: skip
-    manager.close()
+    checkpoint.write_weights(workdir, spec, variables)
     return workdir, model
 
 

@@ -17,7 +17,6 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from jaxseg import checkpoint, models
-from jaxseg.build import model_from_spec
 from jaxseg.convert import from_torch, load_backbone, load_state_dict
 from jaxseg.convert.__main__ import main
 from jaxseg.data import pipeline
@@ -113,9 +112,9 @@ def test_cli_writes_a_folder_that_predict_and_train_use(tmp_path, shared_dir):
     )
 
     spec = checkpoint.read_model_spec(out)
-    assert spec["name"] == "deeplab_v3" and spec["num_classes"] == 21
-    assert spec["kwargs"] == {"depth": 50, "output_stride": 8, "multi_grid": None, "aux": True}
-    module, variables = model_from_spec(spec), checkpoint.load_variables(out)
+    options = {"depth": 50, "output_stride": 8, "multi_grid": None, "aux": True}
+    assert spec == models.ModelSpec("deeplab_v3", 21, options)
+    module, variables = spec.build(), checkpoint.load_variables(out)
 
     # predict.py's path on a genuine VOC image gives PyTorch's labels.
     jpeg = sorted((shared_dir / "data/voc_samples/VOC2012/JPEGImages").glob("*.jpg"))[0]
