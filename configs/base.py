@@ -22,6 +22,27 @@ def model_kwargs(model: str, **overrides) -> ConfigDict:
     return kwargs
 
 
+MMSEG_DEPTHS = ("50", "101")
+
+
+def mmseg_config(dataset: str, depth: str) -> ConfigDict:
+    """The base config on `dataset` with the recipe mmsegmentation's ResNet-D8 configs share
+    (ADE20K and Cityscapes presets); `depth`, the preset argument, must be "50" or "101"."""
+    if depth not in MMSEG_DEPTHS:
+        raise ValueError(f"{dataset} preset argument {depth!r}; expected one of {MMSEG_DEPTHS}")
+    c = get_config()
+    c.dataset = dataset
+    c.scale_range = (0.5, 2.0)
+    c.photometric = True
+    c.cat_max_ratio = 0.75
+    c.lr = 0.01
+    c.lr_power = 0.9
+    c.weight_decay = 5e-4
+    c.aux_weight = 0.4
+    c.checkpoint_every = 8000
+    return c
+
+
 def get_config() -> ConfigDict:
     """Return the base config; presets override fields of it."""
     c = ConfigDict()

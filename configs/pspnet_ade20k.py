@@ -17,26 +17,13 @@ from ml_collections import ConfigDict
 
 from configs import base
 
-DEPTHS = ("50", "101")
-
 
 def ade20k_config(depth: str = "101") -> ConfigDict:
     """The ADE20K recipe shared by the PSPNet and DeepLab v3 presets; `depth` "50" or "101"."""
-    if depth not in DEPTHS:
-        raise ValueError(f"ADE20K preset argument {depth!r}; expected one of {DEPTHS}")
-    c = base.get_config()
-    c.dataset = "ade20k"
+    c = base.mmseg_config("ade20k", depth)
     c.crop_size = 512
-    c.scale_range = (0.5, 2.0)
-    c.photometric = True
-    c.cat_max_ratio = 0.75
     c.batch_size = 16
     c.num_steps = 160_000
-    c.lr = 0.01
-    c.lr_power = 0.9
-    c.weight_decay = 5e-4
-    c.aux_weight = 0.4
-    c.checkpoint_every = 8000
     c.eval.resize_short_side = 512
     c.eval.pad_size = (1024, 1024)
     return c

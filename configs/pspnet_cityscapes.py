@@ -16,26 +16,13 @@ from ml_collections import ConfigDict
 
 from configs import base
 
-DEPTHS = ("50", "101")
-
 
 def cityscapes_config(depth: str = "101") -> ConfigDict:
     """The Cityscapes recipe shared by the PSPNet and DeepLab v3 presets; `depth` "50"/"101"."""
-    if depth not in DEPTHS:
-        raise ValueError(f"Cityscapes preset argument {depth!r}; expected one of {DEPTHS}")
-    c = base.get_config()
-    c.dataset = "cityscapes"
+    c = base.mmseg_config("cityscapes", depth)
     c.crop_size = (512, 1024)
-    c.scale_range = (0.5, 2.0)
-    c.photometric = True
-    c.cat_max_ratio = 0.75
     c.batch_size = 8
     c.num_steps = 80_000
-    c.lr = 0.01
-    c.lr_power = 0.9
-    c.weight_decay = 5e-4
-    c.aux_weight = 0.4
-    c.checkpoint_every = 8000
     c.eval.batch_size = 2
     c.eval.pad_size = (1024, 2048)
     c.eval.sliding_window = True

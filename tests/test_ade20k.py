@@ -14,6 +14,7 @@ from PIL import Image
 from jaxseg import data
 from jaxseg.data import ade20k, reading
 from jaxseg.data.__main__ import prepare
+from tests.as_user import prepare_with_tfds
 
 ROOT = "ADEChallengeData2016"
 
@@ -51,10 +52,7 @@ def manual_dir(tmp_path_factory, samples: Path) -> Path:
 def prepared(tmp_path_factory, manual_dir: Path) -> Path:
     """Through the standard TFDS call, as a user would make it."""
     data_dir = tmp_path_factory.mktemp("ade_tfds")
-    builder = tfds.builder("ade20k", data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
+    prepare_with_tfds("ade20k", data_dir, manual_dir)
     return data_dir
 
 

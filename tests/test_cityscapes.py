@@ -19,6 +19,7 @@ from PIL import Image
 
 from jaxseg import data
 from jaxseg.data import cityscapes, reading
+from tests.as_user import prepare_with_tfds
 
 FRAMES = {
     "train": ["aachen_000000_000019", "aachen_000001_000019", "bochum_000000_000313"],
@@ -80,10 +81,7 @@ def manual_dir(tmp_path_factory) -> Path:
 def prepared(tmp_path_factory, manual_dir: Path) -> Path:
     """Through the standard TFDS call."""
     data_dir = tmp_path_factory.mktemp("cityscapes_tfds")
-    builder = tfds.builder("cityscapes", data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
+    prepare_with_tfds("cityscapes", data_dir, manual_dir)
     return data_dir
 
 

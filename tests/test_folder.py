@@ -17,6 +17,7 @@ from PIL import Image
 from jaxseg import data
 from jaxseg.data import camvid, folder, reading
 from jaxseg.data.__main__ import main as cli_main
+from tests.as_user import run_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COUNTS = {"train": 4, "val": 2}
@@ -226,12 +227,6 @@ def test_train_then_eval_on_a_folder(dataset, tmp_path):
 
 
 def test_folder_preset_needs_a_folder(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "train.py", "--config=folder", f"--workdir={tmp_path}"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("train.py", "--config=folder", f"--workdir={tmp_path}")
     assert result.returncode != 0
     assert "--config.dataset=folder:DIR" in result.stderr and "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ import pytest
 from configs import quickstart
 from jaxseg import checkpoint, data, sharding
 from jaxseg.data import pipeline
+from tests.as_user import run_script
 from tests.models.harness import class_entropy, training_pieces
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,44 +90,21 @@ def _flat_params(workdir: Path) -> dict:
 
 
 def test_config_typo_is_an_error(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "--config=quickstart",
-            f"--workdir={tmp_path}",
-            "--config.learning_rate=0.1",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_script(
+        "train.py", "--config=quickstart", f"--workdir={tmp_path}", "--config.learning_rate=0.1"
     )
     assert result.returncode != 0 and "learning_rate" in result.stderr
 
 
 def test_unknown_preset_lists_the_presets(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "train.py", "--config=pspnett", f"--workdir={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("train.py", "--config=pspnett", f"--workdir={tmp_path}")
     assert result.returncode != 0
     assert "pspnett" in result.stderr and "quickstart" in result.stderr
 
 
 def test_missing_voc_stops_with_preparation_instructions(tmp_path):
     env = {**os.environ, "JAXSEG_DATA_DIR": str(tmp_path / "empty")}
-    result = subprocess.run(
-        [sys.executable, "train.py", "--config=pspnet", f"--workdir={tmp_path / 'run'}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    result = run_script("train.py", "--config=pspnet", f"--workdir={tmp_path / 'run'}", env=env)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "prepare" in result.stderr and "VOCtrainval_11-May-2012.tar" in result.stderr

@@ -30,6 +30,7 @@ from jaxseg import data
 from jaxseg.data import voc
 from jaxseg.data.__main__ import main as cli_main
 from jaxseg.data.labels import IGNORE_LABEL
+from tests.as_user import prepare_with_tfds, run_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VOC_DIR = "VOCdevkit/VOC2012"
@@ -157,15 +158,6 @@ def _write_tar(path: Path, files: dict[str, bytes], mode: str = "w") -> Path:
     return path
 
 
-def _prepare(name: str, data_dir: Path, manual_dir: Path | None) -> tfds.core.DatasetBuilder:
-    """The standard TFDS call, as a user would make it."""
-    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
-    return builder
-
-
 @pytest.fixture(scope="module")
 def manual_dir(tmp_path_factory, samples: Path, layout: Layout) -> Path:
     """All three archives, as downloaded."""
@@ -227,7 +219,7 @@ def prepared_2012(tmp_path_factory, manual_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def prepared_aug(tmp_path_factory, manual_dir: Path) -> Path:
     data_dir = tmp_path_factory.mktemp("tfds_aug")
-    _prepare("voc_segmentation/2012_aug", data_dir, manual_dir)
+    prepare_with_tfds("voc_segmentation/2012_aug", data_dir, manual_dir)
     return data_dir
 
 
@@ -310,19 +302,11 @@ def test_unprepared_voc_says_how_to_prepare(tmp_path):
 
 
 def test_train_cli_stops_at_once_without_voc(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "--config=pspnet",
-            f"--workdir={tmp_path / 'run'}",
-            f"--config.data_dir={tmp_path / 'empty'}",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_script(
+        "train.py",
+        "--config=pspnet",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.data_dir={tmp_path / 'empty'}",
     )
     assert result.returncode != 0
     assert "python -m jaxseg.data prepare voc_segmentation/2012_aug" in result.stderr
@@ -392,10 +376,10 @@ def test_rerun_after_a_failure_prepares(tmp_path, samples, layout):
     _bad_label_in_val(files, layout)
     archive = _write_tar(tmp_path / "manual" / "VOCtrainval_11-May-2012.tar", files)
     with pytest.raises(voc.VocDataError):
-        _prepare("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
+        prepare_with_tfds("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
     assert not tfds.builder("voc_segmentation/2012", data_dir=tmp_path / "tfds").is_prepared()
     _write_tar(archive, _voc_files(samples, layout))
-    builder = _prepare("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
+    builder = prepare_with_tfds("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
     assert builder.is_prepared()
     assert {s: i.num_examples for s, i in builder.info.splits.items()} == {"train": 4, "val": 4}
 
@@ -408,7 +392,7 @@ def test_bad_sbd_mask_fails_naming_the_mat_file(tmp_path, samples, layout):
     _write_tar(tmp_path / "manual" / "VOCtrainval_11-May-2012.tar", _voc_files(samples, layout))
     _write_tar(tmp_path / "manual" / "benchmark.tgz", _sbd_files(samples, layout, labels), "w:gz")
     with pytest.raises(voc.VocDataError, match=rf"benchmark.tgz: {SBD_DIR}/cls/{bad_id}.mat"):
-        _prepare("voc_segmentation/2012_aug", tmp_path / "tfds", tmp_path / "manual")
+        prepare_with_tfds("voc_segmentation/2012_aug", tmp_path / "tfds", tmp_path / "manual")
 
 
 def test_truncated_archive_is_reported(tmp_path, manual_dir):
@@ -420,7 +404,7 @@ def test_truncated_archive_is_reported(tmp_path, manual_dir):
         voc.VocDataError,
         match=r"2012.tar: not a readable .*\(unexpected end of data\); download it again",
     ):
-        _prepare("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
+        prepare_with_tfds("voc_segmentation/2012", tmp_path / "tfds", tmp_path / "manual")
 
 
 def test_archive_missing_from_the_manual_dir_is_named(tmp_path, manual_dir):
@@ -429,7 +413,7 @@ def test_archive_missing_from_the_manual_dir_is_named(tmp_path, manual_dir):
         manual_dir / "VOCtrainval_11-May-2012.tar"
     )
     with pytest.raises(FileNotFoundError, match="benchmark.tgz is not in the manual dir"):
-        _prepare("voc_segmentation/2012_aug", tmp_path / "tfds", tmp_path / "manual")
+        prepare_with_tfds("voc_segmentation/2012_aug", tmp_path / "tfds", tmp_path / "manual")
 
 
 def test_greyscale_image_is_stored_as_rgb(samples, layout):
@@ -467,7 +451,7 @@ def test_without_manual_dir_the_archive_is_downloaded(
 ):
     url = f"{http_server}/VOCtrainval_11-May-2012.tar"
     monkeypatch.setattr(voc, "VOC_TRAINVAL", dataclasses.replace(voc.VOC_TRAINVAL, url=url))
-    builder = _prepare("voc_segmentation/2012", tmp_path / "tfds", manual_dir=None)
+    builder = prepare_with_tfds("voc_segmentation/2012", tmp_path / "tfds", manual_dir=None)
     assert {s: i.num_examples for s, i in builder.info.splits.items()} == {"train": 4, "val": 4}
 
 

@@ -32,6 +32,20 @@ def default_padding(kernel_size: IntPair, dilation: IntPair) -> tuple[int, int]:
     return dh * (kh - 1) // 2, dw * (kw - 1) // 2
 
 
+def conv_parameters(
+    module: nn.Module, x: jnp.ndarray, kernel_shape: tuple[int, ...]
+) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray | None]:
+    """Declares `module`'s `kernel` and optional `bias` and promotes them with `x` to its dtype:
+    the parameters Conv2d and ConvTranspose2d share."""
+    kernel = module.param("kernel", module.kernel_init, kernel_shape, module.param_dtype)
+    bias = (
+        module.param("bias", module.bias_init, (module.features,), module.param_dtype)
+        if module.use_bias
+        else None
+    )
+    return nn.dtypes.promote_dtype(x, kernel, bias, dtype=module.dtype)
+
+
 class Conv2d(nn.Module):
     """NHWC 2-D convolution with torch.nn.Conv2d's options and symmetric explicit padding.
 
@@ -66,18 +80,9 @@ class Conv2d(nn.Module):
             if self.padding is None
             else as_pair(self.padding)
         )
-        kernel = self.param(
-            "kernel",
-            self.kernel_init,
-            (kh, kw, in_features // self.groups, self.features),
-            self.param_dtype,
+        x, kernel, bias = conv_parameters(
+            self, x, (kh, kw, in_features // self.groups, self.features)
         )
-        bias = (
-            self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias
-            else None
-        )
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
         y = lowering.conv2d(
             x,
             kernel,

@@ -11,7 +11,7 @@ import numpy as np
 from flax import linen as nn
 
 from jaxseg.nn import lowering
-from jaxseg.nn.conv import IntPair, as_pair, kaiming_normal_fan_out
+from jaxseg.nn.conv import IntPair, as_pair, conv_parameters, kaiming_normal_fan_out
 
 
 def bilinear_filter(size: int) -> np.ndarray:
@@ -61,15 +61,7 @@ class ConvTranspose2d(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         kh, kw = as_pair(self.kernel_size)
-        kernel = self.param(
-            "kernel", self.kernel_init, (kh, kw, self.features, x.shape[-1]), self.param_dtype
-        )
-        bias = (
-            self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias
-            else None
-        )
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = conv_parameters(self, x, (kh, kw, self.features, x.shape[-1]))
         y = lowering.conv_transpose2d(
             x,
             kernel,

@@ -4,6 +4,7 @@ test_refinenet.py)."""
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
@@ -35,6 +36,13 @@ def stage_features(channels: dict[str, int], seed: int = 0) -> dict[str, np.ndar
         name: rng.normal(size=(1, *STAGE_SIZES[name], c)).astype(np.float32)
         for name, c in channels.items()
     }
+
+
+def initialised_and_run(model: nn.Module) -> tuple[dict, np.ndarray]:
+    """`model`'s parameters initialised on an IMAGE_SIZE image, and its output with them."""
+    images = jnp.zeros((1, *IMAGE_SIZE, 3))
+    params = model.init(jax.random.PRNGKey(0), images)["params"]
+    return params, np.asarray(model.apply({"params": params}, images))
 
 
 def assert_matches(ours: np.ndarray, expected: np.ndarray) -> None:

@@ -1,9 +1,6 @@
 """GCN (jaxseg/models/gcn.py): its decoder against the same decoder in torch layers, and its
 full size."""
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -16,6 +13,7 @@ from tests.models.given_features import (  # noqa: E402
     STAGE_SIZES,
     GivenFeatures,
     assert_matches,
+    initialised_and_run,
     stage_features,
 )
 from tests.torch_reference import (  # noqa: E402
@@ -66,9 +64,7 @@ def test_gcn_decoder_matches_torch_layers():
     channels = {"layer4": 16, "layer3": 12, "layer2": 8, "layer1": 6}
     features = stage_features({**channels, "stem": 4})
     model = GCN(GivenFeatures(features), num_classes=3, kernel_size=7)
-    images = jnp.zeros((1, *IMAGE_SIZE, 3))
-    params = model.init(jax.random.PRNGKey(0), images)["params"]
-    ours = np.asarray(model.apply({"params": params}, images))
+    params, ours = initialised_and_run(model)
 
     head = _torch_gcn_head(list(channels.values()), num_classes=3, k=7)
     blocks.load_flax_params(head, params)

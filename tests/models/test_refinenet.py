@@ -1,9 +1,6 @@
 """RefineNet (jaxseg/models/refinenet.py): its decoder against the authors' released model
 layout in torch, and the released model's size."""
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -16,6 +13,7 @@ from tests.models.given_features import (  # noqa: E402
     IMAGE_SIZE,
     GivenFeatures,
     assert_matches,
+    initialised_and_run,
     stage_features,
 )
 from tests.torch_reference import (  # noqa: E402
@@ -93,9 +91,7 @@ def test_refinenet_decoder_matches_the_released_model_layout():
     channels = {"layer4": 16, "layer3": 12, "layer2": 8, "layer1": 6}
     features = stage_features(channels)
     model = RefineNet(GivenFeatures(features), num_classes=5, features=4)
-    images = jnp.zeros((1, *IMAGE_SIZE, 3))
-    params = model.init(jax.random.PRNGKey(0), images)["params"]
-    ours = np.asarray(model.apply({"params": params}, images))
+    params, ours = initialised_and_run(model)
 
     head = _released_refinenet_head(list(channels.values()), features=4, num_classes=5)
     blocks.load_flax_params(head, _as_released_layout(params))
