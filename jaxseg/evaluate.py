@@ -6,6 +6,7 @@ example, so the jitted predictor compiles once; the confusion matrix is accumula
 and is global across devices and hosts.
 """
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,11 +26,51 @@ from jaxseg.inference import predict_probs
 from jaxseg.viz import confusion_matrix_image, panel
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    """How a split is evaluated: `config.eval`'s settings, read once (`from_config`), and the
+    dataset whose evaluation-server format predictions are written in."""
+
+    dataset: str
+    batch_size: int = 4  # global: a multiple of the device and process counts
+    pad_size: tuple[int, int] = (512, 512)
+    resize_short_side: int = 0
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    window: tuple[int, int] | None = None  # sliding-window (height, width); None: whole images
+    window_stride: tuple[int, int] = (342, 342)
+    crf: bool = False
+    crf_iterations: int = 10
+    max_examples: int | None = None  # None: the whole split
+    num_images_to_log: int = 4
+
+    @classmethod
+    def from_config(cls, config: ConfigDict) -> "EvalOptions":
+        """The options `config.eval` (and `config.dataset`) set."""
+        cfg = config.eval
+        return cls(
+            dataset=config.dataset,
+            batch_size=cfg.batch_size,
+            pad_size=tuple(cfg.pad_size),
+            resize_short_side=cfg.resize_short_side,
+            scales=tuple(cfg.scales),
+            flip=cfg.flip,
+            window=pipeline.as_size(cfg.window_size) if cfg.sliding_window else None,
+            window_stride=pipeline.as_size(cfg.window_stride),
+            crf=cfg.crf,
+            crf_iterations=cfg.crf_iterations,
+            max_examples=cfg.max_examples or None,
+            num_images_to_log=cfg.num_images_to_log,
+        )
+
+
 class Evaluator:
     """Runs a model over an evaluation split and reports mIoU, per-class IoU and accuracy."""
 
-    def __init__(self, model, config: ConfigDict, mesh, source, class_names: Sequence[str]):
-        self.model, self.config, self.mesh, self.source = model, config, mesh, source
+    def __init__(
+        self, model, options: EvalOptions, mesh, source, class_names: Sequence[str]
+    ):  # fmt: skip
+        self.model, self.options, self.mesh, self.source = model, options, mesh, source
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
         self.panels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -40,17 +81,11 @@ class Evaluator:
         self._probs = jax.jit(self._probs_fn, out_shardings=sharding.batch_sharded(mesh))
 
     def _probs_fn(self, variables, images):
-        cfg = self.config.eval
-        window = cfg.window_size if cfg.sliding_window else None
+        o = self.options
         return predict_probs(
-            self.model,
-            variables,
-            images,
-            scales=tuple(cfg.scales),
-            flip=cfg.flip,
-            window=window,
-            window_stride=cfg.window_stride,
-        )
+            self.model, variables, images,
+            scales=o.scales, flip=o.flip, window=o.window, window_stride=o.window_stride,
+        )  # fmt: skip
 
     def _batch_fn(self, variables, batch):
         preds = jnp.argmax(self._probs_fn(variables, batch["image"]), axis=-1).astype(jnp.int32)
@@ -76,7 +111,7 @@ class Evaluator:
             refined = crf.dense_crf(
                 image,
                 probs[i, :height, :width],
-                iterations=self.config.eval.crf_iterations,
+                iterations=self.options.crf_iterations,
                 **crf.DEEPLAB_VOC_CRF,
             )
             preds[i, :height, :width] = np.argmax(refined, axis=-1)
@@ -89,13 +124,13 @@ class Evaluator:
 
     def batches(self) -> Iterable[dict]:
         """Fixed-shape evaluation batches of this process's shard."""
-        cfg = self.config.eval
+        o = self.options
         return pipeline.eval_dataset(
             self.source,
-            batch_size=cfg.batch_size,
-            pad_size=tuple(cfg.pad_size),
-            max_examples=cfg.max_examples or None,
-            short_side=cfg.resize_short_side,
+            batch_size=o.batch_size,
+            pad_size=o.pad_size,
+            max_examples=o.max_examples,
+            short_side=o.resize_short_side,
         )
 
     def run(self, variables: dict, *, prediction_dir: str | Path | None = None) -> dict:
@@ -103,11 +138,11 @@ class Evaluator:
         the dataset's evaluation server (`data.save_prediction`)."""
         cm = np.zeros((self.num_classes, self.num_classes), np.int64)
         self.panels = []
-        keep = self.config.eval.num_images_to_log
+        keep = self.options.num_images_to_log
         is_main = jax.process_index() == 0
         for batch in tqdm(self.batches(), desc="eval", unit="batch", disable=not is_main):
             arrays = {k: batch[k] for k in ("image", "label", "valid")}
-            if self.config.eval.crf:
+            if self.options.crf:
                 batch_cm, local_preds = self._crf_batch(variables, batch)
             else:
                 batch_cm, preds = self._step(variables, sharding.to_global(arrays, self.mesh))
@@ -118,11 +153,11 @@ class Evaluator:
                 pred = local_preds[i, :height, :width].astype(np.uint8)
                 if prediction_dir is not None:
                     out = Path(prediction_dir) / f"{batch['file_name'][i]}.png"
-                    data.save_prediction(self.config.dataset, pred, out)
+                    data.save_prediction(self.options.dataset, pred, out)
                 if len(self.panels) < keep:
                     image = pipeline.denormalize(batch["image"][i, :height, :width])
                     self.panels.append(panel(image, batch["label"][i, :height, :width], pred))
-        if self.config.eval.crf and jax.process_count() > 1:
+        if self.options.crf and jax.process_count() > 1:
             cm = np.asarray(multihost_utils.process_allgather(cm)).sum(axis=0)
         summary = metrics.summarize(cm, self.class_names)
         summary["confusion_matrix"] = cm.tolist()
@@ -151,7 +186,7 @@ def evaluate_workdir(
         workdir, sharding.replicated(mesh), use_ema=config.eval.use_ema
     )
     source = data.load_source(config.dataset, config.eval_split, config.data_dir)
-    evaluator = Evaluator(model, config, mesh, source, class_names)
+    evaluator = Evaluator(model, EvalOptions.from_config(config), mesh, source, class_names)
     summary = evaluator.run(variables, prediction_dir=prediction_dir)
     if jax.process_index() == 0:
         out = {**summary, "dataset": config.dataset, "split": config.eval_split}

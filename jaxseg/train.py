@@ -29,7 +29,7 @@ from jaxseg.config_checks import check_training_config
 from jaxseg.data import pipeline
 from jaxseg.data.labels import IGNORE_LABEL
 from jaxseg.errors import StoppedEarlyError
-from jaxseg.evaluate import Evaluator
+from jaxseg.evaluate import EvalOptions, Evaluator
 from jaxseg.models import ModelSpec
 from jaxseg.nn import norm
 from jaxseg.pretrained import load_initial_weights
@@ -283,7 +283,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str | Path) -> dict:
 
     evaluator = None
     if eval_source is not None:
-        evaluator = Evaluator(model, config, mesh, eval_source, class_names)
+        options = EvalOptions.from_config(config)
+        evaluator = Evaluator(model, options, mesh, eval_source, class_names)
     writer = SummaryWriter(workdir / "tensorboard", enabled=is_main)
 
     # Loop. Each step is saved before it is evaluated, so a failing evaluation loses nothing.
