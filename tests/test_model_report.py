@@ -10,8 +10,8 @@ import jax
 import pytest
 
 from configs import base
+from jaxseg import model_report as report
 from jaxseg import models
-from jaxseg.models import report
 from jaxseg.models.__main__ import parse_option
 from jaxseg.nn import Conv2d
 

@@ -5,7 +5,7 @@
 
 Prints parameters per top-level module and in total, XLA's forward FLOPs for one image and
 the memory of `train.py`'s step under `configs/base.py` (SGD with momentum, cross-entropy) at
-`--batch` on one device (`jaxseg.models.report`). Run it from the repository root, as
+`--batch` on one device (`jaxseg.model_report`). Run it from the repository root, as
 `train.py`. Option values are Python literals (`multi_grid=None`, `stage_sizes=(2,2,2,2)`),
 else strings (`dtype=bfloat16`).
 """
@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 
 from configs import base
+from jaxseg import model_report as report
 from jaxseg import models
 from jaxseg.errors import run_with_clean_errors
-from jaxseg.models import report
 
 
 def parse_option(text: str) -> tuple[str, object]:
