@@ -42,8 +42,9 @@ class ModelSpec:
         """The model a training config names: `config.model` with `config.model_kwargs`."""
         return cls(config.model, num_classes, config.model_kwargs.to_dict())
 
-    def build(self, dtype: str = "float32") -> nn.Module:
-        """The flax module, computing in `dtype` (parameters stay float32)."""
+    def build(self, dtype: str | None = None) -> nn.Module:
+        """The flax module, computing in `dtype` (None: the inputs' and parameters' dtype, so
+        float64 weights compute in float64); parameters stay as initialised or loaded."""
         return registry.create(self.name, self.num_classes, dtype=dtype, **self.options)
 
     def to_json(self) -> str:
