@@ -8,9 +8,13 @@ import pytest
 from jaxseg.nn import lowering
 
 # (height, width, in, out, kernel, stride, padding, dilation, groups): odd sizes, strides,
-# atrous rates beyond the map (dropped taps), depthwise and grouped, the 7x7 stem, 1x1.
+# atrous rates beyond the map (dropped taps) and near it (tap by tap, also with padding other
+# than the rate), depthwise and grouped, the 7x7 stem, 1x1.
 CONV_CASES = [
     (9, 11, 5, 7, 3, 1, 1, 1, 1),
+    (11, 9, 5, 4, 3, 1, 6, 6, 1),
+    (12, 10, 3, 4, 3, 1, 5, 7, 1),
+    (7, 13, 4, 3, 5, 1, 4, 3, 1),
     (9, 11, 5, 7, 3, 2, 1, 1, 1),
     (10, 7, 4, 6, 3, 1, 6, 6, 1),
     (8, 8, 4, 6, 3, 1, 12, 12, 1),
@@ -92,6 +96,18 @@ def test_drop_padding_taps_reduces_far_atrous_conv_to_its_centre():
     x, kernel = jnp.ones((1, 8, 8, 2)), jnp.ones((3, 3, 2, 2))
     _, cropped, padding = lowering.drop_padding_taps(x, kernel, (1, 1), [(36, 36)] * 2, (36, 36))
     assert cropped.shape == (1, 1, 2, 2) and padding == [(0, 0), (0, 0)]
+
+
+def test_atrous_conv_reading_mostly_padding_is_computed_tap_by_tap():
+    """ASPP's rate 24 on a 32x32 map reads padding in 75% of its multiply-adds: no convolution
+    is left, only per-tap GEMMs (the exactness cases above cover their value)."""
+    x, kernel = jnp.ones((1, 32, 32, 2)), jnp.ones((3, 3, 2, 2))
+    assert lowering.live_fraction((32, 32), (3, 3), [(24, 24)] * 2, (24, 24)) == 0.25
+    jaxpr = jax.make_jaxpr(
+        lambda x, k: lowering.conv2d(x, k, padding=[(24, 24)] * 2, dilation=(24, 24))
+    )(x, kernel)
+    primitives = [eqn.primitive.name for eqn in jaxpr.eqns]
+    assert "conv_general_dilated" not in primitives and primitives.count("dot_general") == 9
 
 
 def primitives_of_conv(x, kernel) -> set[str]:

@@ -2,12 +2,14 @@
 
 `conv2d` and `conv_transpose2d` take PyTorch's arithmetic (explicit symmetric padding, HWIO
 kernels) and pick, by backend and static shape, among exact formulations of the same
-function: taps that only ever read padding are dropped, 1x1 convolutions become GEMMs, depthwise
-convolutions become shifted multiply-adds, the weight gradient of a k x k convolution on CPU is
-one im2col GEMM, and transposed convolutions are sub-pixel convolutions (no zero-inserted
-input). Every formulation equals `lax.conv_general_dilated` in value and both gradients up to
-float rounding. `JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`)
-forces the plain `lax` path for debugging and comparison.
+function: taps that only ever read padding are dropped, atrous convolutions that still read
+mostly padding become one GEMM per tap over its live outputs, 1x1 convolutions become GEMMs,
+depthwise convolutions become shifted multiply-adds on CPU, and transposed convolutions are
+sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's (its CPU
+weight gradient beats a per-tap GEMM form at every ResNet shape measured). Every formulation
+equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
+`JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`) forces the plain
+`lax` path for debugging and comparison.
 """
 
 import contextlib
@@ -24,8 +26,10 @@ ENV_VAR = "JAXSEG_CONV_LOWERING"
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 Pair = tuple[int, int]
 
-# Longest patch (kh * kw * C_in) whose weight gradient is one concatenated im2col GEMM.
-IM2COL_MAX_PATCH = 1024
+# Largest share of live multiply-adds (`live_fraction`) at which a stride-1 convolution is
+# computed tap by tap: ASPP's rate 24 on a 32x32 map (0.25) is 5x faster so, rate 12 (0.56) 2x,
+# while layer4's rate 4 (0.84) is faster as one convolution.
+TAPWISE_MAX_LIVE = 0.6
 
 _scoped_modes: list[str] = []
 _configured_mode: list[str] = []
@@ -179,51 +183,54 @@ def depthwise_conv2d(x, kernel, stride, padding, dilation) -> jax.Array:
     return functools.reduce(jnp.add, [tap * weights[i] for i, tap in enumerate(taps)])
 
 
-def im2col_conv2d(x, kernel, stride, padding, dilation, precision=None) -> jax.Array:
-    """Dense k x k convolution whose weight gradient is one im2col GEMM (CPU's slow path).
+def _live_output_range(size: int, out: int, offset: int) -> Pair:
+    """Output positions o in [lo, hi) whose input o + offset lies inside an axis of `size`."""
+    return max(0, -offset), min(out, size - offset)
 
-    XLA's CPU backend computes a convolution's weight gradient as a convolution with batch and
-    features swapped, which vectorises badly for small batches; here the forward and the input
-    gradient stay XLA convolutions and the weight gradient is patches^T @ dy.
+
+def live_fraction(x_hw: Pair, kernel_hw: Pair, padding: Sequence[Pair], dilation: Pair) -> float:
+    """Share of a stride-1 convolution's multiply-adds that read the image, not padding (1 for
+    an empty output, which is left to lax)."""
+    out = [x_hw[a] + sum(padding[a]) - dilation[a] * (kernel_hw[a] - 1) for a in (0, 1)]
+    if min(out) <= 0:
+        return 1.0
+    share = 1.0
+    for a in (0, 1):
+        ranges = [
+            _live_output_range(x_hw[a], out[a], t * dilation[a] - padding[a][0])
+            for t in range(kernel_hw[a])
+        ]
+        share *= sum(max(hi - lo, 0) for lo, hi in ranges) / (kernel_hw[a] * out[a])
+    return share
+
+
+def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
+    """Stride-1 convolution as one GEMM per tap over only the outputs whose input that tap
+    finds inside the image, each padded into place and summed.
+
+    An atrous rate near the feature map's size (ASPP's 12/24 on a 32x32 map) makes most of a
+    dense convolution's multiply-adds read padding; here they are never computed.
     """
-    return _im2col_weight_grad_conv(
-        x, kernel, stride, tuple(map(tuple, padding)), dilation, precision
-    )
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _im2col_weight_grad_conv(x, kernel, stride, padding, dilation, precision):
-    return lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
-
-
-def _im2col_fwd(x, kernel, stride, padding, dilation, precision):
-    y = lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
-    return y, (x, kernel)
-
-
-def _im2col_bwd(stride, padding, dilation, precision, residuals, dy):
-    x, kernel = residuals
-    (dx,) = jax.linear_transpose(
-        lambda v: lax_conv2d(v, kernel, stride, padding, dilation, precision=precision), x
-    )(dy)
-    return dx, _weight_grad(x, kernel, dy, stride, padding, dilation, precision)
-
-
-def _weight_grad(x, kernel, dy, stride, padding, dilation, precision) -> jax.Array:
-    """dL/dkernel as GEMMs of the tap views with dy: one im2col GEMM when the patch is short
-    (the 7x7 RGB stem), else one GEMM per tap (no k*k-times larger patch buffer)."""
-    kh, kw, cin, _ = kernel.shape
-    taps = _taps(_padded(x, padding), (kh, kw), stride, dilation, dy.shape[1:3])
-    contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
-    if kh * kw * cin <= IM2COL_MAX_PATCH:
-        patches = jnp.concatenate(taps, axis=-1)
-        grad = lax.dot_general(patches, dy, contract, precision=precision)
-    else:
-        grad = jnp.stack([lax.dot_general(t, dy, contract, precision=precision) for t in taps])
-    return grad.reshape(kernel.shape).astype(kernel.dtype)
-
-
-_im2col_weight_grad_conv.defvjp(_im2col_fwd, _im2col_bwd)
+    (kh, kw, _, _), (_, h, w, _) = kernel.shape, x.shape
+    oh, ow = _out_hw(x, kernel, (1, 1), padding, dilation)
+    total = None
+    for i in range(kh):
+        r = i * dilation[0] - padding[0][0]
+        o0, o1 = _live_output_range(h, oh, r)
+        for j in range(kw):
+            c = j * dilation[1] - padding[1][0]
+            p0, p1 = _live_output_range(w, ow, c)
+            if o1 <= o0 or p1 <= p0:
+                continue
+            part = lax.dot_general(
+                x[:, o0 + r : o1 + r, p0 + c : p1 + c],
+                kernel[i, j],
+                (((3,), (0,)), ((), ())),
+                precision=precision,
+            )
+            part = jnp.pad(part, ((0, 0), (o0, oh - o1), (p0, ow - p1), (0, 0)))
+            total = part if total is None else total + part
+    return total
 
 
 def conv2d(
@@ -242,13 +249,16 @@ def conv2d(
         return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
     x, kernel, padding = drop_padding_taps(x, kernel, stride, padding, dilation)
     kh, kw, k_in, _ = kernel.shape
-    cpu = _on_cpu()
     if groups == 1 and (kh, kw) == (1, 1):
         return pointwise_conv2d(x, kernel, stride, padding, precision)
-    if groups > 1 and k_in == 1 and groups == x.shape[-1] and cpu:
+    if groups > 1 and k_in == 1 and groups == x.shape[-1] and _on_cpu():
         return depthwise_conv2d(x, kernel, stride, padding, dilation)
-    if groups == 1 and cpu:
-        return im2col_conv2d(x, kernel, stride, padding, dilation, precision)
+    if (
+        groups == 1
+        and tuple(stride) == (1, 1)
+        and live_fraction(x.shape[1:3], (kh, kw), padding, dilation) <= TAPWISE_MAX_LIVE
+    ):
+        return tapwise_conv2d(x, kernel, padding, dilation, precision)
     return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
 
 
