@@ -169,7 +169,17 @@ def pointwise_conv2d(x, kernel, stride, padding, precision=None) -> jax.Array:
     x = _padded(x, padding)
     if stride != (1, 1):
         x = x[:, :: stride[0], :: stride[1]]
-    return lax.dot_general(x, kernel[0, 0], (((3,), (0,)), ((), ())), precision=precision)
+    return _matmul_over_channels(x, kernel[0, 0], precision)
+
+
+def _matmul_over_channels(x: jax.Array, weight: jax.Array, precision=None) -> jax.Array:
+    """x @ weight over the last axis, as a 2-D GEMM: a 4-D contraction's weight gradient (over
+    N, H and W) makes XLA copy an operand into a transposed layout, with its producers fused in,
+    while the 2-D one is a single transposed-operand GEMM."""
+    y = lax.dot_general(
+        x.reshape(-1, x.shape[-1]), weight, (((1,), (0,)), ((), ())), precision=precision
+    )
+    return y.reshape(*x.shape[:-1], weight.shape[-1])
 
 
 def depthwise_conv2d(x, kernel, stride, padding, dilation) -> jax.Array:
@@ -222,11 +232,8 @@ def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
             p0, p1 = _live_output_range(w, ow, c)
             if o1 <= o0 or p1 <= p0:
                 continue
-            part = lax.dot_general(
-                x[:, o0 + r : o1 + r, p0 + c : p1 + c],
-                kernel[i, j],
-                (((3,), (0,)), ((), ())),
-                precision=precision,
+            part = _matmul_over_channels(
+                x[:, o0 + r : o1 + r, p0 + c : p1 + c], kernel[i, j], precision
             )
             part = jnp.pad(part, ((0, 0), (o0, oh - o1), (p0, ow - p1), (0, 0)))
             total = part if total is None else total + part
