@@ -10,7 +10,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxseg import errors
+from jaxseg import errors, host_memory
 
 flags.DEFINE_bool(
     "distributed",
@@ -31,7 +31,9 @@ flags.DEFINE_integer(
 
 def run(main: Callable[[list[str]], None], argv: Sequence[str]) -> None:
     """`absl.app.run(main)` on `argv` (preset names resolved by `configs.resolve_argv`) with a
-    bad `--config.FIELD` override reported in one line."""
+    bad `--config.FIELD` override reported in one line; host memory is kept for reuse
+    (`host_memory`) before the first computation starts XLA's threads."""
+    host_memory.keep_freed_memory()
     app.run(main, argv=list(argv), flags_parser=_parse_flags)
 
 

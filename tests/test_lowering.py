@@ -9,12 +9,13 @@ from jaxseg.nn import lowering
 
 # (height, width, in, out, kernel, stride, padding, dilation, groups): odd sizes, strides,
 # atrous rates beyond the map (dropped taps) and near it (tap by tap, also with padding other
-# than the rate), depthwise and grouped, the 7x7 stem, 1x1.
+# than the rate; also any 4096-wide input), depthwise and grouped, the 7x7 stem, 1x1.
 CONV_CASES = [
     (9, 11, 5, 7, 3, 1, 1, 1, 1),
     (11, 9, 5, 4, 3, 1, 6, 6, 1),
     (12, 10, 3, 4, 3, 1, 5, 7, 1),
     (7, 13, 4, 3, 5, 1, 4, 3, 1),
+    (5, 6, 4096, 3, 3, 1, 1, 1, 1),
     (9, 11, 5, 7, 3, 2, 1, 1, 1),
     (10, 7, 4, 6, 3, 1, 6, 6, 1),
     (8, 8, 4, 6, 3, 1, 12, 12, 1),
