@@ -29,6 +29,7 @@ from flax import linen as nn
 
 from jaxseg.backbones.vgg import VGG, vgg16
 from jaxseg.models.common import (
+    SHORT_SCHEDULE_CAVEAT,
     VGG_SCRATCH_CAVEAT,
     as_dtype,
     auxiliary_logits,
@@ -73,7 +74,11 @@ def aspp_rates(output_stride: int) -> tuple[int, ...]:
     return tuple(r * 16 // output_stride for r in (6, 12, 18))
 
 
-@register("deeplab_v3", small=dict(depth=18, width=8, aspp_features=16, aux=True))
+@register(
+    "deeplab_v3",
+    small=dict(depth=18, width=8, aspp_features=16, aux=True),
+    scratch_caveat=SHORT_SCHEDULE_CAVEAT,
+)
 def deeplab_v3(
     num_classes: int,
     depth: int = 101,

@@ -24,6 +24,7 @@ from jaxseg.models.common import as_dtype, auxiliary_logits, finalize_logits, re
 from jaxseg.models.registry import register
 from jaxseg.nn import ConvBNAct, PyramidPooling
 from jaxseg.nn.conv import Conv2d
+from jaxseg.nn.ppm import PyramidFusionConv2d
 
 
 class PSPNet(nn.Module):
@@ -48,11 +49,12 @@ class PSPNet(nn.Module):
     @nn.compact
     def __call__(self, images: jnp.ndarray, train: bool = False):
         features = self.backbone(images, train)
-        x = PyramidPooling(self.bins, align_corners=self.align_corners,
-                           input_first=self.ppm_input_first,
-                           norm_global_bin=self.norm_global_bin, dtype=self.dtype,
-                           name="ppm")(features[self.feature_stage], train)
-        x = ConvBNAct(self.head_features, self.fuse_kernel, dtype=self.dtype, name="fuse")(x, train)
+        pyramid = PyramidPooling(self.bins, align_corners=self.align_corners,
+                                 input_first=self.ppm_input_first, concatenate=False,
+                                 norm_global_bin=self.norm_global_bin, dtype=self.dtype,
+                                 name="ppm")(features[self.feature_stage], train)
+        x = ConvBNAct(self.head_features, self.fuse_kernel, conv=PyramidFusionConv2d,
+                      dtype=self.dtype, name="fuse")(pyramid, train)
         broadcast = (1, 2) if self.spatial_dropout else ()
         x = nn.Dropout(self.dropout, broadcast_dims=broadcast, deterministic=not train)(x)
         x = Conv2d(self.num_classes, self.classifier_kernel, dtype=self.dtype,
