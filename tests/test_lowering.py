@@ -57,6 +57,25 @@ def max_abs_difference(fn, reference, x, kernel) -> float:
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
 def test_conv2d_equals_lax(case):
+    check_conv_case(case)
+
+
+@pytest.mark.parametrize("case", [case for case in CONV_CASES if case[-1] == 1], ids=str)
+def test_weight_grad_by_taps_equals_lax(case, monkeypatch):
+    """With its thresholds at 1, every dense convolution left to XLA takes the per-tap weight
+    gradient (on CPU, where the tests run)."""
+    monkeypatch.setattr(lowering, "WEIGHT_GRAD_MIN_POSITIONS", 1)
+    monkeypatch.setattr(lowering, "WEIGHT_GRAD_MIN_WORK", 1)
+    check_conv_case(case)
+
+
+def test_weight_grad_by_taps_only_on_large_wide_maps():
+    assert lowering.weight_grad_by_taps_pays(2 * 114 * 114, 256, 256)  # VGG-16 conv3
+    assert not lowering.weight_grad_by_taps_pays(2 * 32 * 32, 512, 512)  # ResNet layer4
+    assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 16, 16)  # U-Net's last decoder
+
+
+def check_conv_case(case) -> None:
     h, w, cin, cout, k, s, p, d, groups = case
     rng = np.random.default_rng(0)
     with jax.enable_x64(True):

@@ -5,8 +5,8 @@ kernels) and pick, by backend and static shape, among exact formulations of the 
 function: taps that only ever read padding are dropped, atrous convolutions that still read
 mostly padding become one GEMM per tap over its live outputs, 1x1 convolutions become GEMMs,
 depthwise convolutions become shifted multiply-adds on CPU, and transposed convolutions are
-sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's (its CPU
-weight gradient beats a per-tap GEMM form at every ResNet shape measured). Every formulation
+sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's, except
+that on large, wide maps (VGG-16's) their CPU weight gradient is one GEMM per tap. Every formulation
 equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
 `JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`) forces the plain
 `lax` path for debugging and comparison.
@@ -34,6 +34,10 @@ TAPWISE_MAX_LIVE = 0.6
 # 4096 -> 512 3x3 fusion on a 32x32 map takes 280 against 333 ms forward and 715 against 1032
 # ms with both gradients on CPU; at 2048 inputs the two forms are even.
 TAPWISE_MIN_CHANNELS = 4096
+# Output positions (N * H * W) and multiply-adds per tap (positions * C_in * C_out) from which
+# a dense convolution's CPU weight gradient is computed tap by tap (`weight_grad_by_taps_pays`).
+WEIGHT_GRAD_MIN_POSITIONS = 4096
+WEIGHT_GRAD_MIN_WORK = 2**30
 
 _scoped_modes: list[str] = []
 _configured_mode: list[str] = []
@@ -244,6 +248,43 @@ def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
     return total
 
 
+def weight_grad_by_taps_pays(positions: int, in_features: int, out_features: int) -> bool:
+    """Whether a dense convolution's weight gradient is faster as one GEMM per tap on CPU: on
+    large, wide maps (VGG-16 at 57-454 pixels: 1.3-3.2x) but not on ResNet's 32-64 pixel maps
+    or narrow layers, where XLA's own is faster."""
+    return (
+        positions >= WEIGHT_GRAD_MIN_POSITIONS
+        and positions * in_features * out_features >= WEIGHT_GRAD_MIN_WORK
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _weight_grad_by_taps_conv(x, kernel, stride, padding, dilation, precision):
+    return lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
+
+
+def _weight_grad_by_taps_fwd(x, kernel, stride, padding, dilation, precision):
+    y = lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
+    return y, (x, kernel)
+
+
+def _weight_grad_by_taps_bwd(stride, padding, dilation, precision, residuals, dy):
+    """XLA's input gradient; the weight gradient as (tap view)^T @ dy per tap, 2-D GEMMs."""
+    x, kernel = residuals
+    (dx,) = jax.linear_transpose(
+        lambda v: lax_conv2d(v, kernel, stride, padding, dilation, precision=precision), x
+    )(dy)
+    kh, kw, cin, cout = kernel.shape
+    taps = _taps(_padded(x, padding), (kh, kw), stride, dilation, dy.shape[1:3])
+    dy2 = dy.reshape(-1, cout)
+    contract = (((0,), (0,)), ((), ()))
+    grads = [lax.dot_general(t.reshape(-1, cin), dy2, contract, precision=precision) for t in taps]
+    return dx, jnp.stack(grads).reshape(kernel.shape).astype(kernel.dtype)
+
+
+_weight_grad_by_taps_conv.defvjp(_weight_grad_by_taps_fwd, _weight_grad_by_taps_bwd)
+
+
 def conv2d(
     x: jax.Array,
     kernel: jax.Array,
@@ -259,7 +300,7 @@ def conv2d(
     if mode() == "lax":
         return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
     x, kernel, padding = drop_padding_taps(x, kernel, stride, padding, dilation)
-    kh, kw, k_in, _ = kernel.shape
+    kh, kw, k_in, cout = kernel.shape
     if groups == 1 and (kh, kw) == (1, 1):
         return pointwise_conv2d(x, kernel, stride, padding, precision)
     if groups > 1 and k_in == 1 and groups == x.shape[-1] and _on_cpu():
@@ -273,6 +314,11 @@ def conv2d(
         )
     ):
         return tapwise_conv2d(x, kernel, padding, dilation, precision)
+    oh, ow = _out_hw(x, kernel, stride, padding, dilation)
+    if groups == 1 and _on_cpu() and weight_grad_by_taps_pays(x.shape[0] * oh * ow, k_in, cout):
+        return _weight_grad_by_taps_conv(
+            x, kernel, tuple(stride), tuple(map(tuple, padding)), tuple(dilation), precision
+        )
     return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
 
 
