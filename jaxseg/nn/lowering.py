@@ -315,7 +315,13 @@ def conv2d(
     ):
         return tapwise_conv2d(x, kernel, padding, dilation, precision)
     oh, ow = _out_hw(x, kernel, stride, padding, dilation)
-    if groups == 1 and _on_cpu() and weight_grad_by_taps_pays(x.shape[0] * oh * ow, k_in, cout):
+    batch = x.shape[0]  # symbolic when exported with a polymorphic batch: left to lax
+    if (
+        groups == 1
+        and _on_cpu()
+        and isinstance(batch, int)
+        and weight_grad_by_taps_pays(batch * oh * ow, k_in, cout)
+    ):
         return _weight_grad_by_taps_conv(
             x, kernel, tuple(stride), tuple(map(tuple, padding)), tuple(dilation), precision
         )
