@@ -75,11 +75,6 @@ class Conv2d(nn.Module):
                 f"divisible by groups={self.groups}"
             )
         kh, kw = as_pair(self.kernel_size)
-        padding = (
-            default_padding(self.kernel_size, self.dilation)
-            if self.padding is None
-            else as_pair(self.padding)
-        )
         x, kernel, bias = conv_parameters(
             self, x, (kh, kw, in_features // self.groups, self.features)
         )
@@ -87,7 +82,7 @@ class Conv2d(nn.Module):
             x,
             kernel,
             stride=as_pair(self.stride),
-            padding=[(padding[0], padding[0]), (padding[1], padding[1])],
+            padding=self.explicit_padding(),
             dilation=as_pair(self.dilation),
             groups=self.groups,
             precision=self.precision,
@@ -95,6 +90,12 @@ class Conv2d(nn.Module):
         if bias is not None:
             y = y + bias
         return y
+
+    def explicit_padding(self) -> list[tuple[int, int]]:
+        """(before, after) per spatial axis: `padding`, or the default for odd kernels."""
+        pad = self.padding
+        ph, pw = default_padding(self.kernel_size, self.dilation) if pad is None else as_pair(pad)
+        return [(ph, ph), (pw, pw)]
 
 
 class SeparableConv2d(nn.Module):

@@ -80,7 +80,8 @@ def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
-def _output_size(size: int, pad: Pair, k: int, stride: int, dilation: int) -> int:
+def output_size(size: int, pad: Pair, k: int, stride: int, dilation: int) -> int:
+    """Length of a convolution's output along one axis, as torch computes it."""
     return (size + pad[0] + pad[1] - dilation * (k - 1) - 1) // stride + 1
 
 
@@ -120,7 +121,7 @@ def drop_padding_taps(
         size, k = x.shape[1 + axis], kernel.shape[axis]
         lo, hi = padding[axis]
         s, d = stride[axis], dilation[axis]
-        out = _output_size(size, (lo, hi), k, s, d)
+        out = output_size(size, (lo, hi), k, s, d)
         if out <= 0:  # an empty output: nothing to drop, lax reports or returns it as is
             return x, kernel, list(padding)
         # Tap t reads padded rows o*s + t*d for o in [0, out); live if any lands in the image.
@@ -167,7 +168,7 @@ def _taps(x: jax.Array, kernel_hw: Pair, stride: Pair, dilation: Pair, out_hw: P
 
 def _out_hw(x, kernel, stride, padding, dilation) -> Pair:
     return tuple(
-        _output_size(x.shape[1 + a], padding[a], kernel.shape[a], stride[a], dilation[a])
+        output_size(x.shape[1 + a], padding[a], kernel.shape[a], stride[a], dilation[a])
         for a in (0, 1)
     )
 
@@ -209,7 +210,7 @@ def _live_output_range(size: int, out: int, offset: int) -> Pair:
 def live_fraction(x_hw: Pair, kernel_hw: Pair, padding: Sequence[Pair], dilation: Pair) -> float:
     """Share of a stride-1 convolution's multiply-adds that read the image, not padding (1 for
     an empty output, which is left to lax)."""
-    out = [x_hw[a] + sum(padding[a]) - dilation[a] * (kernel_hw[a] - 1) for a in (0, 1)]
+    out = [output_size(x_hw[a], padding[a], kernel_hw[a], 1, dilation[a]) for a in (0, 1)]
     if min(out) <= 0:
         return 1.0
     share = 1.0

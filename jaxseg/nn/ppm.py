@@ -10,7 +10,7 @@ from flax import linen as nn
 from jax import lax
 
 from jaxseg.nn import lowering
-from jaxseg.nn.conv import Conv2d, ConvBNAct, as_pair, conv_parameters, default_padding
+from jaxseg.nn.conv import Conv2d, ConvBNAct, as_pair, conv_parameters
 from jaxseg.nn.norm import BatchNorm
 from jaxseg.nn.pooling import adaptive_avg_pool
 from jaxseg.nn.resize import bilinear_matrix, resize_bilinear
@@ -89,9 +89,7 @@ class PyramidFusionConv2d(Conv2d):
         channels = sum(part.shape[-1] for part in pyramid.parts)
         full = next(p for p in pyramid.parts if p.shape[1:3] == pyramid.size)
         _, kernel, bias = conv_parameters(self, full, (kh, kw, channels, self.features))
-        pad = self.padding
-        padding = default_padding(self.kernel_size, self.dilation) if pad is None else as_pair(pad)
-        padding = [(padding[0], padding[0]), (padding[1], padding[1])]
+        padding = self.explicit_padding()
         dilation = as_pair(self.dilation)
         total, start = None, 0
         for part in pyramid.parts:
@@ -122,8 +120,8 @@ def _shifted_bilinear(size, out, small, k, pad, d, align_corners) -> np.ndarray:
 def _conv_of_upsampled(small, weights, pyramid: Pyramid, padding, dilation) -> jax.Array:
     """conv2d(resize_bilinear(small, pyramid.size), weights) without the full-size input."""
     (kh, kw), (h, w) = weights.shape[:2], pyramid.size
-    oh = h + sum(padding[0]) - dilation[0] * (kh - 1)
-    ow = w + sum(padding[1]) - dilation[1] * (kw - 1)
+    oh = lowering.output_size(h, padding[0], kh, 1, dilation[0])
+    ow = lowering.output_size(w, padding[1], kw, 1, dilation[1])
     rows = _shifted_bilinear(
         h, oh, small.shape[1], kh, padding[0][0], dilation[0], pyramid.align_corners
     )
