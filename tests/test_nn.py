@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxseg import nn as jnn
+from jaxseg.nn import lowering
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -41,6 +42,33 @@ def test_max_pool_matches_torch(features, kernel, stride, padding, ceil_mode):
     ours = jnn.max_pool(jnp.asarray(features), kernel, stride, padding, ceil_mode)
     ref = F.max_pool2d(to_torch(features), kernel, stride, padding, ceil_mode=ceil_mode)
     np.testing.assert_array_equal(ours, from_torch(ref))
+
+
+@pytest.mark.parametrize("conv_lowering", ["auto", "lax"])
+@pytest.mark.parametrize(
+    "kernel,stride,padding,ceil_mode",
+    [
+        (3, 2, 1, False),
+        (2, 2, 0, True),
+        (3, 1, 1, False),
+        (5, 1, 2, False),
+        ((2, 3), (1, 2), (1, 0), True),
+    ],
+)
+def test_max_pool_gradient_picks_torchs_element_among_ties(
+    conv_lowering, kernel, stride, padding, ceil_mode
+):
+    # Rectified small integers: most windows hold several equal maxima (zeros above all).
+    rng = np.random.default_rng(3)
+    x = np.maximum(rng.integers(-3, 3, size=(2, 9, 11, 3)), 0).astype(np.float32)
+    with lowering.lowering(conv_lowering):
+        y, vjp = jax.vjp(lambda v: jnn.max_pool(v, kernel, stride, padding, ceil_mode), x)
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    torch_x = to_torch(x).requires_grad_()
+    torch_y = F.max_pool2d(torch_x, kernel, stride, padding, ceil_mode=ceil_mode)
+    torch_y.backward(to_torch(dy))
+    np.testing.assert_array_equal(y, from_torch(torch_y.detach()))
+    np.testing.assert_allclose(vjp(jnp.asarray(dy))[0], from_torch(torch_x.grad), atol=1e-6)
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])

@@ -158,7 +158,11 @@ fcn16s = _vgg16_fcn_factory(
     scratch_caveat=VGG_SCRATCH_CAVEAT,
 )
 fcn8s = _vgg16_fcn_factory(
-    "fcn8s", 2, "FCN-8s (pool4 and pool3 skips)", small=SMALL_FCN | dict(width=8, fc_features=32)
+    "fcn8s",
+    2,
+    "FCN-8s (pool4 and pool3 skips)",
+    small=SMALL_FCN | dict(width=8, fc_features=32),
+    scratch_caveat=VGG_SCRATCH_CAVEAT,
 )
 
 

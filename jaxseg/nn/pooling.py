@@ -10,6 +10,7 @@ input.
 
 import contextlib
 import contextvars
+import functools
 import math
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxseg.nn import lowering
 from jaxseg.nn.conv import IntPair, as_pair
 from jaxseg.nn.resize import apply_separable
 
@@ -98,6 +100,55 @@ def _reduce_window_hw(x: jax.Array, init, op, window, strides, spec) -> jax.Arra
     return pooled.reshape(batch, channels, *pooled.shape[1:]).transpose(0, 2, 3, 1)
 
 
+def _window_starts(x: jax.Array, axis: int, offset: int, stride: int, count: int) -> jax.Array:
+    """The `count` elements of `x` along `axis` from `offset` every `stride`: one window tap."""
+    return lax.slice_in_dim(x, offset, offset + stride * (count - 1) + 1, stride, axis)
+
+
+def _first_max_over_taps(taps: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """Elementwise max of `taps` and the index of the first tap holding it (NaN wins, as in
+    PyTorch's pooling kernels)."""
+    best, index = taps[0], jnp.zeros(taps[0].shape, jnp.int8)
+    for t, tap in enumerate(taps[1:], start=1):
+        better = (tap > best) | jnp.isnan(tap)
+        best = jnp.where(better, tap, best)
+        index = jnp.where(better, jnp.int8(t), index)
+    return best, index
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool_1d(x: jax.Array, axis: int, kernel: int, stride: int, pad: tuple[int, int]):
+    """Max pooling along one axis; the gradient goes to each window's first maximum only."""
+    return _max_pool_1d_fwd(x, axis, kernel, stride, pad)[0]
+
+
+def _max_pool_1d_fwd(x, axis, kernel, stride, pad):
+    spec = [(0, 0)] * x.ndim
+    spec[axis] = pad
+    padded = jnp.pad(x, spec, constant_values=jnp.array(-jnp.inf, x.dtype))
+    count = (padded.shape[axis] - kernel) // stride + 1
+    taps = [_window_starts(padded, axis, t, stride, count) for t in range(kernel)]
+    best, index = _first_max_over_taps(taps)
+    return best, (index, x.shape[axis])
+
+
+def _max_pool_1d_bwd(axis, kernel, stride, pad, residuals, dy):
+    index, size = residuals
+    padded_size = size + pad[0] + pad[1]
+    span = stride * (dy.shape[axis] - 1) + 1
+    zero = jnp.zeros((), dy.dtype)
+    dx = None
+    for t in range(kernel):
+        spec = [(0, 0, 0)] * dy.ndim
+        spec[axis] = (t, padded_size - t - span, stride - 1)
+        part = lax.pad(jnp.where(index == t, dy, zero), zero, spec)
+        dx = part if dx is None else dx + part
+    return (lax.slice_in_dim(dx, pad[0], pad[0] + size, 1, axis),)
+
+
+_max_pool_1d.defvjp(_max_pool_1d_fwd, _max_pool_1d_bwd)
+
+
 def max_pool(
     x: jax.Array,
     kernel_size: IntPair,
@@ -105,9 +156,21 @@ def max_pool(
     padding: IntPair = 0,
     ceil_mode: bool = False,
 ) -> jax.Array:
-    """NHWC max pooling as torch.nn.MaxPool2d (padding counts as -inf)."""
+    """NHWC max pooling as torch.nn.MaxPool2d (padding counts as -inf).
+
+    Under the "auto" lowering it pools along each row, then down the columns, each a max over
+    strided slices: a window's first maximum in row-major order is, in the first row holding
+    the window's maximum, that row's first maximum, so values and the gradient (to it only, as
+    PyTorch routes it) are exact, with kh + kw elementwise passes and no `select_and_scatter`
+    (on CPU with the gradient: ResNet's stem pool 24 against 2 ms, RefineNet's 5x5 stride-1
+    pool 210 against 17 ms).
+    """
     window, strides, spec, _ = _pool_padding(x, kernel_size, stride, padding, ceil_mode)
-    return _reduce_window_hw(x, -jnp.inf, lax.max, window, strides, spec)
+    if _PLANAR_POOLING.get() or lowering.mode() == "lax":
+        return _reduce_window_hw(x, -jnp.inf, lax.max, window, strides, spec)
+    for axis in (2, 1):
+        x = _max_pool_1d(x, axis, window[axis - 1], strides[axis - 1], spec[axis])
+    return x
 
 
 def _window_counts(

@@ -14,8 +14,11 @@ LEARN_STEPS, LEARN_MARGIN = 80, 0.04
 
 
 def _learning_marks(name: str) -> list:
+    """Models registered as not learning from scratch skip the check: their val mIoU after the
+    short schedule lands either side of the bar with the seed and the floating-point summation
+    order, so neither a pass nor a failure would say anything."""
     caveat = models.scratch_caveat(name)
-    return [pytest.mark.xfail(reason=caveat, strict=True)] if caveat else []
+    return [pytest.mark.skip(reason=f"scratch caveat: {caveat}")] if caveat else []
 
 
 ALL = models.names()
