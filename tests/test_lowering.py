@@ -9,7 +9,8 @@ from jaxseg.nn import lowering
 
 # (height, width, in, out, kernel, stride, padding, dilation, groups): odd sizes, strides,
 # atrous rates beyond the map (dropped taps) and near it (tap by tap, also with padding other
-# than the rate; also any 4096-wide input), depthwise and grouped, the 7x7 stem, 1x1.
+# than the rate; also any 4096-wide input), 7x7 stride 1 (tap by tap on CPU: VGG's fc6, plain
+# and dilated), depthwise and grouped, the 7x7 stem, 1x1.
 CONV_CASES = [
     (9, 11, 5, 7, 3, 1, 1, 1, 1),
     (11, 9, 5, 4, 3, 1, 6, 6, 1),
@@ -22,6 +23,8 @@ CONV_CASES = [
     (5, 5, 3, 3, 3, 1, 9, 9, 1),
     (13, 11, 3, 4, 3, 1, 0, 4, 1),
     (13, 9, 3, 5, 7, 2, 3, 1, 1),
+    (11, 9, 3, 5, 7, 1, 0, 1, 1),
+    (12, 10, 3, 4, 7, 1, 6, 2, 1),
     (9, 9, 120, 6, 3, 1, 1, 1, 1),
     (9, 9, 4, 4, 3, 1, 2, 2, 4),
     (9, 10, 6, 6, 3, 2, 1, 1, 6),
@@ -128,6 +131,17 @@ def test_atrous_conv_reading_mostly_padding_is_computed_tap_by_tap():
     )(x, kernel)
     primitives = [eqn.primitive.name for eqn in jaxpr.eqns]
     assert "conv_general_dilated" not in primitives and primitives.count("dot_general") == 9
+
+
+def test_seven_by_seven_stride_one_conv_is_computed_tap_by_tap_on_cpu():
+    """VGG's fc6 shape (7x7, no padding): one GEMM per tap on CPU, XLA's convolution elsewhere."""
+    x, kernel = jnp.ones((1, 9, 9, 2)), jnp.ones((7, 7, 2, 3))
+    jaxpr = jax.make_jaxpr(lambda x, k: lowering.conv2d(x, k))(x, kernel)
+    primitives = [eqn.primitive.name for eqn in jaxpr.eqns]
+    if jax.default_backend() == "cpu":
+        assert "conv_general_dilated" not in primitives and primitives.count("dot_general") == 49
+    else:
+        assert "conv_general_dilated" in primitives
 
 
 def primitives_of_conv(x, kernel) -> set[str]:

@@ -6,7 +6,8 @@ function: taps that only ever read padding are dropped, atrous convolutions that
 mostly padding become one GEMM per tap over its live outputs, 1x1 convolutions become GEMMs,
 depthwise convolutions become shifted multiply-adds on CPU, and transposed convolutions are
 sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's, except
-that on large, wide maps (VGG-16's) their CPU weight gradient is one GEMM per tap. Every formulation
+that on CPU 7x7 kernels are one GEMM per tap and on large, wide maps (VGG-16's) the weight
+gradient is one GEMM per tap. Every formulation
 equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
 `JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`) forces the plain
 `lax` path for debugging and comparison.
@@ -34,6 +35,11 @@ TAPWISE_MAX_LIVE = 0.6
 # 4096 -> 512 3x3 fusion on a 32x32 map takes 280 against 333 ms forward and 715 against 1032
 # ms with both gradients on CPU; at 2048 inputs the two forms are even.
 TAPWISE_MIN_CHANNELS = 4096
+# Kernel taps from which a stride-1 convolution is computed tap by tap on CPU: VGG's 7x7 fc6
+# (512 -> 4096) on FCN's 15x15 pool5 map takes 240 against 740 ms forward and 960 against 2050
+# ms with both gradients; dilated by 4 on the front end's 32x32 map 1.9 against 3.9 s and 7.5
+# against 13.5 s.
+TAPWISE_MIN_TAPS_ON_CPU = 49
 # Output positions (N * H * W) and multiply-adds per tap (positions * C_in * C_out) from which
 # a dense convolution's CPU weight gradient is computed tap by tap (`weight_grad_by_taps_pays`).
 WEIGHT_GRAD_MIN_POSITIONS = 4096
@@ -230,8 +236,12 @@ def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
     An atrous rate near the feature map's size (ASPP's 12/24 on a 32x32 map) makes most of a
     dense convolution's multiply-adds read padding; here they are never computed.
     """
-    (kh, kw, _, _), (_, h, w, _) = kernel.shape, x.shape
+    (kh, kw, cin, cout), (_, h, w, _) = kernel.shape, x.shape
     oh, ow = _out_hw(x, kernel, (1, 1), padding, dilation)
+    # Split, not indexed: the kernel's gradient is then one concatenation of the per-tap
+    # gradients, not a sum of kernel-sized zero-padded ones (FCN's 7x7 fc6 with both
+    # gradients on CPU: 2.5 -> 0.96 s).
+    weights = lax.split(kernel.reshape(kh * kw, cin, cout), [1] * (kh * kw))
     total = None
     for i in range(kh):
         r = i * dilation[0] - padding[0][0]
@@ -242,7 +252,7 @@ def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
             if o1 <= o0 or p1 <= p0:
                 continue
             part = _matmul_over_channels(
-                x[:, o0 + r : o1 + r, p0 + c : p1 + c], kernel[i, j], precision
+                x[:, o0 + r : o1 + r, p0 + c : p1 + c], weights[i * kw + j][0], precision
             )
             part = jnp.pad(part, ((0, 0), (o0, oh - o1), (p0, ow - p1), (0, 0)))
             total = part if total is None else total + part
@@ -302,6 +312,7 @@ def conv2d(
         return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
     x, kernel, padding = drop_padding_taps(x, kernel, stride, padding, dilation)
     kh, kw, k_in, cout = kernel.shape
+    oh, ow = _out_hw(x, kernel, stride, padding, dilation)
     if groups == 1 and (kh, kw) == (1, 1):
         return pointwise_conv2d(x, kernel, stride, padding, precision)
     if groups > 1 and k_in == 1 and groups == x.shape[-1] and _on_cpu():
@@ -312,10 +323,10 @@ def conv2d(
         and (
             live_fraction(x.shape[1:3], (kh, kw), padding, dilation) <= TAPWISE_MAX_LIVE
             or k_in >= TAPWISE_MIN_CHANNELS
+            or (kh * kw >= TAPWISE_MIN_TAPS_ON_CPU and _on_cpu() and min(oh, ow) > 0)
         )
     ):
         return tapwise_conv2d(x, kernel, padding, dilation, precision)
-    oh, ow = _out_hw(x, kernel, stride, padding, dilation)
     batch = x.shape[0]  # symbolic when exported with a polymorphic batch: left to lax
     if (
         groups == 1
