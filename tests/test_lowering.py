@@ -10,8 +10,11 @@ from jaxseg.nn import lowering
 # (height, width, in, out, kernel, stride, padding, dilation, groups): odd sizes, strides,
 # atrous rates beyond the map (dropped taps) and near it (tap by tap, also with padding other
 # than the rate; also any 4096-wide input), 7x7 stride 1 (tap by tap on CPU: VGG's fc6, plain
-# and dilated), depthwise and grouped, the 7x7 stem, 1x1.
+# and dilated), padding that grows the map (per-tap weight gradient on CPU: 2x2 phase
+# convolutions of the sub-pixel upsamplers), depthwise and grouped, the 7x7 stem, 1x1.
 CONV_CASES = [
+    (5, 6, 3, 4, 2, 1, 1, 1, 1),
+    (9, 8, 4, 3, 4, 1, 2, 1, 1),
     (9, 11, 5, 7, 3, 1, 1, 1, 1),
     (11, 9, 5, 4, 3, 1, 6, 6, 1),
     (12, 10, 3, 4, 3, 1, 5, 7, 1),
@@ -74,8 +77,23 @@ def test_weight_grad_by_taps_equals_lax(case, monkeypatch):
 
 def test_weight_grad_by_taps_only_on_large_wide_maps():
     assert lowering.weight_grad_by_taps_pays(2 * 114 * 114, 256, 256)  # VGG-16 conv3
+    assert lowering.weight_grad_by_taps_pays(2 * 227 * 227, 64, 128)  # conv2_1 on FCN's pad
+    assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 64, 64)  # U-Net's first layer
     assert not lowering.weight_grad_by_taps_pays(2 * 32 * 32, 512, 512)  # ResNet layer4
     assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 16, 16)  # U-Net's last decoder
+
+
+def test_weight_grad_by_taps_where_padding_grows_the_map():
+    """A 2x2 kernel padded by 1 (a sub-pixel phase convolution) outgrows its input: its CPU
+    weight gradient is per tap; padding within the kernel's reach keeps XLA's convolution."""
+    assert lowering.grows_the_map((2, 2), [(1, 1)] * 2, (1, 1))
+    assert lowering.grows_the_map((1, 15), [(0, 0), (8, 7)], (1, 1))
+    assert not lowering.grows_the_map((3, 3), [(1, 1)] * 2, (1, 1))
+    assert not lowering.grows_the_map((3, 3), [(2, 2)] * 2, (2, 2))
+    x, kernel = jnp.ones((1, 9, 9, 2)), jnp.ones((2, 2, 2, 3))
+    jaxpr = jax.make_jaxpr(lambda x, k: lowering.conv2d(x, k, padding=[(1, 1)] * 2))(x, kernel)
+    expected = "custom_vjp_call" if jax.default_backend() == "cpu" else "conv_general_dilated"
+    assert [eqn.primitive.name for eqn in jaxpr.eqns] == [expected]
 
 
 def check_conv_case(case) -> None:
