@@ -1,6 +1,7 @@
 """Shared pytest set-up: datasets in a throwaway folder, and the real reference data."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,12 +11,23 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+_RUN_DATA_DIR: list[str] = []
+
+
 def pytest_configure(config):
     """Generated datasets go to a per-run folder, never the user's TFDS directory."""
-    os.environ.setdefault("JAXSEG_DATA_DIR", tempfile.mkdtemp(prefix="jaxseg-tfds-"))
+    if "JAXSEG_DATA_DIR" not in os.environ:
+        _RUN_DATA_DIR.append(tempfile.mkdtemp(prefix="jaxseg-tfds-"))
+        os.environ["JAXSEG_DATA_DIR"] = _RUN_DATA_DIR[0]
     # The non-partitionable threefry compiles model initialisation several times faster on
     # CPU; tests need valid random weights, not the sharding-friendly stream.
     jax.config.update("jax_threefry_partitionable", False)
+
+
+def pytest_unconfigure(config):
+    """The per-run dataset folder goes when the run ends."""
+    for path in _RUN_DATA_DIR:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
