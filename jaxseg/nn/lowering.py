@@ -44,8 +44,8 @@ TAPWISE_MIN_TAPS_ON_CPU = 49
 # Output positions (N * H * W) and multiply-adds per tap (positions * C_in * C_out) from which
 # a dense convolution's CPU weight gradient is computed tap by tap (`weight_grad_by_taps_pays`).
 # VGG's channel-doubling convolutions on FCN's padded maps (about 2**29.7 multiply-adds per tap)
-# gain 1.3-4.3x (conv2_1, 64 -> 128 at 227x227: 1.63 against 0.36 s); at 2**29 (U-Net's and
-# SegNet's 256x256x64 and 64x64x256 layers) the two are within 10% either way.
+# gain 1.4-4x (conv2_1, 64 -> 128 at 227x227: 759 against 192 ms); at 2**29 (U-Net's and
+# SegNet's 256x256x64 and 64x64x256 layers) XLA's is as fast or faster (58 against 90 ms).
 WEIGHT_GRAD_MIN_POSITIONS = 4096
 WEIGHT_GRAD_MIN_WORK = 3 * 2**28
 
@@ -275,10 +275,10 @@ def weight_grad_by_taps_pays(positions: int, in_features: int, out_features: int
 
 def grows_the_map(kernel_hw: Pair, padding: Sequence[Pair], dilation: Pair) -> bool:
     """Whether a stride-1 convolution's padding makes its output larger than its input along
-    some axis. XLA's CPU weight gradient of such a convolution is 3.5-45x slower than one GEMM
+    some axis. XLA's CPU weight gradient of such a convolution is 2-40x slower than one GEMM
     per tap: with both gradients, the 2x2 phase convolution of GCN's 4/2 upsampler at 128x128
-    (21 -> 84) takes 545 against 151 ms, FCN-32s's 64/32 upsampler (21 -> 21504 on 9x9) 761
-    against 112 ms, a 2x2 256 -> 1024 one on 32x32 10 against 0.23 s."""
+    (21 -> 84) takes 205 against 89 ms, FCN-32s's 64/32 upsampler (21 -> 21504 on 9x9) 555
+    against 113 ms, a 2x2 256 -> 1024 one on 32x32 5.8 against 0.14 s."""
     return any(
         p0 + p1 > d * (k - 1) for k, (p0, p1), d in zip(kernel_hw, padding, dilation, strict=True)
     )
