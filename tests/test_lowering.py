@@ -86,10 +86,18 @@ def test_weight_grad_by_taps_only_on_large_wide_maps():
 def test_weight_grad_by_taps_where_padding_grows_the_map():
     """A 2x2 kernel padded by 1 (a sub-pixel phase convolution) outgrows its input: its CPU
     weight gradient is per tap; padding within the kernel's reach keeps XLA's convolution."""
-    assert lowering.grows_the_map((2, 2), [(1, 1)] * 2, (1, 1))
-    assert lowering.grows_the_map((1, 15), [(0, 0), (8, 7)], (1, 1))
-    assert not lowering.grows_the_map((3, 3), [(1, 1)] * 2, (1, 1))
-    assert not lowering.grows_the_map((3, 3), [(2, 2)] * 2, (2, 2))
+
+    def grows(kernel_hw, padding, dilation) -> bool:
+        out_hw = tuple(
+            lowering.output_size(9, pad, k, 1, d)
+            for pad, k, d in zip(padding, kernel_hw, dilation, strict=True)
+        )
+        return lowering.grows_the_map((9, 9), out_hw)
+
+    assert grows((2, 2), [(1, 1)] * 2, (1, 1))
+    assert grows((1, 15), [(0, 0), (8, 7)], (1, 1))
+    assert not grows((3, 3), [(1, 1)] * 2, (1, 1))
+    assert not grows((3, 3), [(2, 2)] * 2, (2, 2))
     x, kernel = jnp.ones((1, 9, 9, 2)), jnp.ones((2, 2, 2, 3))
     jaxpr = jax.make_jaxpr(lambda x, k: lowering.conv2d(x, k, padding=[(1, 1)] * 2))(x, kernel)
     expected = "custom_vjp_call" if jax.default_backend() == "cpu" else "conv_general_dilated"

@@ -273,15 +273,13 @@ def weight_grad_by_taps_pays(positions: int, in_features: int, out_features: int
     )
 
 
-def grows_the_map(kernel_hw: Pair, padding: Sequence[Pair], dilation: Pair) -> bool:
-    """Whether a stride-1 convolution's padding makes its output larger than its input along
-    some axis. XLA's CPU weight gradient of such a convolution is 2-40x slower than one GEMM
-    per tap: with both gradients, the 2x2 phase convolution of GCN's 4/2 upsampler at 128x128
-    (21 -> 84) takes 205 against 89 ms, FCN-32s's 64/32 upsampler (21 -> 21504 on 9x9) 555
-    against 113 ms, a 2x2 256 -> 1024 one on 32x32 5.8 against 0.14 s."""
-    return any(
-        p0 + p1 > d * (k - 1) for k, (p0, p1), d in zip(kernel_hw, padding, dilation, strict=True)
-    )
+def grows_the_map(in_hw: Pair, out_hw: Pair) -> bool:
+    """Whether a convolution's output is larger than its input along some axis (padding beyond
+    the kernel's reach). XLA's CPU weight gradient of such a stride-1 convolution is 2-40x
+    slower than one GEMM per tap: with both gradients, the 2x2 phase convolution of GCN's 4/2
+    upsampler at 128x128 (21 -> 84) takes 205 against 89 ms, FCN-32s's 64/32 upsampler (21 ->
+    21504 on 9x9) 555 against 113 ms, a 2x2 256 -> 1024 one on 32x32 5.8 against 0.14 s."""
+    return any(out > size for size, out in zip(in_hw, out_hw, strict=True))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
@@ -350,7 +348,7 @@ def conv2d(
         and isinstance(batch, int)
         and (
             weight_grad_by_taps_pays(batch * oh * ow, k_in, cout)
-            or (tuple(stride) == (1, 1) and grows_the_map((kh, kw), padding, dilation))
+            or (tuple(stride) == (1, 1) and grows_the_map(x.shape[1:3], (oh, ow)))
         )
     ):
         return _weight_grad_by_taps_conv(
