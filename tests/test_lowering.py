@@ -104,6 +104,34 @@ def test_weight_grad_by_taps_where_padding_grows_the_map():
     assert [eqn.primitive.name for eqn in jaxpr.eqns] == [expected]
 
 
+@pytest.mark.parametrize(
+    "h, w, kernel_hw, padding, dilation",
+    [
+        (12, 9, (3, 3), [(3, 2), (1, 1)], (2, 2)),  # dilated, grows one axis only
+        (10, 11, (3, 1), [(5, 0), (0, 0)], (1, 1)),  # the complement crops (-3) at the top
+        (7, 8, (2, 2), [(1, 1), (1, 1)], (1, 1)),  # a sub-pixel phase convolution
+    ],
+)
+def test_map_growing_convolution_gradients_equal_lax(h, w, kernel_hw, padding, dilation):
+    """The per-tap input gradient of convolutions that grow the map, at asymmetric padding,
+    dilation and a complement that crops, against lax in float64."""
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, h, w, 3)))
+        kernel = jnp.asarray(rng.normal(size=(*kernel_hw, 3, 4)))
+
+        def auto(x, kernel):
+            return lowering.conv2d(x, kernel, padding=padding, dilation=dilation)
+
+        def reference(x, kernel):
+            return lowering.lax_conv2d(x, kernel, (1, 1), padding, dilation)
+
+        if jax.default_backend() == "cpu":
+            names = [eqn.primitive.name for eqn in jax.make_jaxpr(auto)(x, kernel).eqns]
+            assert names == ["custom_vjp_call"], names
+        assert max_abs_difference(jax.jit(auto), reference, x, kernel) < 1e-11
+
+
 def check_conv_case(case) -> None:
     h, w, cin, cout, k, s, p, d, groups = case
     rng = np.random.default_rng(0)

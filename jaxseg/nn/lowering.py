@@ -282,6 +282,17 @@ def grows_the_map(in_hw: Pair, out_hw: Pair) -> bool:
     return any(out > size for size, out in zip(in_hw, out_hw, strict=True))
 
 
+def _map_growing_input_grad(kernel, padding, dilation, precision, dy) -> jax.Array:
+    """Input gradient of a stride-1 convolution whose padding grows the map: the convolution of
+    `dy` with the flipped, transposed kernel and the complementary padding (negative: a crop),
+    tap by tap. XLA's runs 1.4-1.8x slower on the sub-pixel upsamplers' phase convolutions."""
+    (kh, kw, _, _), (dh, dw) = kernel.shape, dilation
+    flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+    reach = (dh * (kh - 1), dw * (kw - 1))
+    complement = [(r - lo, r - hi) for r, (lo, hi) in zip(reach, padding, strict=True)]
+    return tapwise_conv2d(dy, flipped, complement, dilation, precision)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _weight_grad_by_taps_conv(x, kernel, stride, padding, dilation, precision):
     return lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
@@ -293,12 +304,16 @@ def _weight_grad_by_taps_fwd(x, kernel, stride, padding, dilation, precision):
 
 
 def _weight_grad_by_taps_bwd(stride, padding, dilation, precision, residuals, dy):
-    """XLA's input gradient; the weight gradient as (tap view)^T @ dy per tap, 2-D GEMMs."""
+    """The weight gradient as (tap view)^T @ dy per tap, 2-D GEMMs; the input gradient XLA's,
+    or tap by tap too where the convolution grows the map (`_map_growing_input_grad`)."""
     x, kernel = residuals
-    (dx,) = jax.linear_transpose(
-        lambda v: lax_conv2d(v, kernel, stride, padding, dilation, precision=precision), x
-    )(dy)
     kh, kw, cin, cout = kernel.shape
+    if tuple(stride) == (1, 1) and grows_the_map(x.shape[1:3], dy.shape[1:3]):
+        dx = _map_growing_input_grad(kernel, padding, dilation, precision, dy)
+    else:
+        (dx,) = jax.linear_transpose(
+            lambda v: lax_conv2d(v, kernel, stride, padding, dilation, precision=precision), x
+        )(dy)
     taps = _taps(_padded(x, padding), (kh, kw), stride, dilation, dy.shape[1:3])
     dy2 = dy.reshape(-1, cout)
     contract = (((0,), (0,)), ((), ()))
