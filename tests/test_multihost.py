@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_train import TINY_MODEL_FLAGS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -31,8 +33,7 @@ def test_two_processes_train_and_checkpoint_together(tmp_path):
         "--distributed",
         f"--coordinator_address=127.0.0.1:{port}",
         "--num_processes=2",
-        "--config.model_kwargs.width=4",
-        "--config.model_kwargs.head_features=8",
+        *TINY_MODEL_FLAGS,
         "--config.dataset=shapes/tiny",
         "--config.crop_size=48",
         "--config.batch_size=4",

@@ -22,9 +22,10 @@ def _step_on(num_devices: int, batch: dict):
     from jaxseg import data, optim, sharding
     from jaxseg.build import build_model
     from jaxseg.train import create_train_state, make_train_step
+    from tests.test_train import TINY_MODEL
 
     config = quickstart.get_config()
-    config.model_kwargs.width, config.model_kwargs.head_features = 4, 8
+    config.model_kwargs.update(TINY_MODEL)
     config.crop_size, config.batch_size, config.num_devices = 40, 8, num_devices
     model = build_model(config, data.dataset_info("shapes")[0])
     mesh = sharding.make_mesh(num_devices)

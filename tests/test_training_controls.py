@@ -12,6 +12,7 @@ from jaxseg.build import build_model
 from jaxseg.data import pipeline
 from jaxseg.nn import norm
 from jaxseg.train import create_train_state, make_train_step
+from tests.test_train import TINY_MODEL
 
 torch = pytest.importorskip("torch")
 
@@ -39,7 +40,7 @@ def test_frozen_batch_norm_normalises_with_running_statistics_as_torch_eval():
 
 def test_train_step_with_frozen_batch_norm_keeps_statistics():
     config = quickstart.get_config()
-    config.model_kwargs.width, config.model_kwargs.head_features = 4, 8
+    config.model_kwargs.update(TINY_MODEL)
     config.dataset, config.crop_size, config.batch_size = "shapes/tiny", 48, 2
     config.train_batch_norm = False
     num_classes, _ = data.dataset_info(config.dataset)
@@ -131,7 +132,7 @@ def test_frozen_parameters_do_not_move():
 
 def test_ema_follows_its_formula_and_is_what_evaluation_loads(tmp_path):
     config = quickstart.get_config()
-    config.model_kwargs.width, config.model_kwargs.head_features = 4, 8
+    config.model_kwargs.update(TINY_MODEL)
     config.dataset, config.crop_size, config.batch_size = "shapes/tiny", 48, 2
     config.ema_decay = 0.6
     num_classes, _ = data.dataset_info(config.dataset)

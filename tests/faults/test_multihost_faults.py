@@ -13,7 +13,7 @@ from jaxseg import checkpoint
 from tests.faults.conftest import _CACHE_ENV
 from tests.faults.test_stop_cli import _latest_step, _wait_for
 from tests.test_multihost import _free_port
-from tests.test_train import REPO, _flat_params
+from tests.test_train import REPO, TINY_MODEL_FLAGS, _flat_params
 
 STEPS = 8
 
@@ -23,7 +23,7 @@ def _command(workdir, port, process_id, data_dir, *extra):
         sys.executable, "train.py", "--config=quickstart", f"--workdir={workdir}",
         "--distributed", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
         f"--process_id={process_id}", "--heartbeat_timeout=10",
-        "--config.model_kwargs.width=4", "--config.model_kwargs.head_features=8",
+        *TINY_MODEL_FLAGS,
         "--config.dataset=shapes/tiny", "--config.crop_size=48", "--config.batch_size=4",
         f"--config.num_steps={STEPS}", "--config.checkpoint_every=2", "--config.log_every=1",
         "--config.eval_every=0", f"--config.data_dir={data_dir}", *extra,
