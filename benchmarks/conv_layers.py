@@ -68,10 +68,12 @@ LAYER_SETS = {
         Layer("GCN 4/2 @128", 128, 21, 84, 2, padding=1),
         Layer("FCN 64/32 @9", 9, 21, 21504, 2, padding=1),
     ],
-    # The heads' widest layers: PSPNet's fusion over the backbone's half of the pyramid, VGG's
-    # fc6 as a 7x7 convolution on FCN's pool5 map and dilated by 4 on the front end's.
+    # The heads' widest layers: PSPNet's fusion over the backbone's half of the pyramid,
+    # DeepLab v2's ASPP branch at rate 6 (2048 inputs, class scores out), VGG's fc6 as a 7x7
+    # convolution on FCN's pool5 map and dilated by 4 on the front end's.
     "head": [
         Layer("PSP fuse @32", 32, 2048, 512, 3),
+        Layer("ASPPv2 d6 @32", 32, 2048, 21, 3, dilation=6),
         Layer("fc6 7x7 @15", 15, 512, 4096, 7, padding=0),
         Layer("fc6 7x7 d4 @32", 32, 512, 4096, 7, dilation=4),
     ],

@@ -9,7 +9,8 @@ from jaxseg.nn import lowering
 
 # (height, width, in, out, kernel, stride, padding, dilation, groups): odd sizes, strides,
 # atrous rates beyond the map (dropped taps) and near it (tap by tap, also with padding other
-# than the rate; also any 4096-wide input), 7x7 stride 1 (tap by tap on CPU: VGG's fc6, plain
+# than the rate), 2048-wide inputs (one GEMM for all taps on CPU: dense, or atrous with a
+# narrow output; a wide one stays tap by tap), 7x7 stride 1 (tap by tap on CPU: VGG's fc6, plain
 # and dilated), padding that grows the map (per-tap weight gradient on CPU: 2x2 phase
 # convolutions of the sub-pixel upsamplers), depthwise and grouped, the 7x7 stem, 1x1.
 CONV_CASES = [
@@ -20,6 +21,9 @@ CONV_CASES = [
     (12, 10, 3, 4, 3, 1, 5, 7, 1),
     (7, 13, 4, 3, 5, 1, 4, 3, 1),
     (5, 6, 4096, 3, 3, 1, 1, 1, 1),
+    (7, 6, 2048, 5, 3, 1, 1, 1, 1),
+    (8, 8, 2048, 3, 3, 1, 6, 6, 1),
+    (8, 8, 2048, 70, 3, 1, 6, 6, 1),
     (9, 11, 5, 7, 3, 2, 1, 1, 1),
     (10, 7, 4, 6, 3, 1, 6, 6, 1),
     (8, 8, 4, 6, 3, 1, 12, 12, 1),
@@ -81,6 +85,26 @@ def test_weight_grad_by_taps_only_on_large_wide_maps():
     assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 64, 64)  # U-Net's first layer
     assert not lowering.weight_grad_by_taps_pays(2 * 32 * 32, 512, 512)  # ResNet layer4
     assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 16, 16)  # U-Net's last decoder
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU rule")
+def test_wide_inputs_take_one_gemm_for_all_taps_when_dense_or_narrow(monkeypatch):
+    """2048-wide inputs: dense or narrow-output convolutions multiply the input once by all
+    taps; a wide output at an atrous rate near the map stays one GEMM per live tap."""
+    chosen = []
+    for name in ("output_taps_conv2d", "tapwise_conv2d"):
+        monkeypatch.setattr(lowering, name, lambda *a, name=name, **k: chosen.append(name))
+
+    def route(cin, cout, rate):
+        chosen.clear()
+        x, kernel = jnp.ones((1, 8, 8, cin)), jnp.ones((3, 3, cin, cout))
+        lowering.conv2d(x, kernel, padding=[(rate, rate)] * 2, dilation=(rate, rate))
+        return chosen[0] if chosen else "lax"
+
+    assert route(2048, 512, 1) == "output_taps_conv2d"  # PSPNet's fusion
+    assert route(2048, 21, 6) == "output_taps_conv2d"  # DeepLab v2's ASPP branches
+    assert route(2048, 256, 6) == "tapwise_conv2d"  # DeepLab v3's ASPP at a high rate
+    assert route(1024, 512, 1) == "lax"
 
 
 def test_weight_grad_by_taps_where_padding_grows_the_map():

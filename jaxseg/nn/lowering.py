@@ -6,7 +6,8 @@ function: taps that only ever read padding are dropped, atrous convolutions that
 mostly padding become one GEMM per tap over its live outputs, 1x1 convolutions become GEMMs,
 depthwise convolutions become shifted multiply-adds on CPU, and transposed convolutions are
 sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's, except
-that on CPU 7x7 kernels are one GEMM per tap, and the weight gradient is one GEMM per tap on
+that on CPU 7x7 kernels are one GEMM per tap, 2048-wide inputs are one GEMM for all taps whose
+per-tap products are shifted into place, and the weight gradient is one GEMM per tap on
 large, wide maps (VGG-16's) and wherever padding makes the output larger than the input (the
 sub-pixel phase convolutions). Every formulation
 equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
@@ -32,10 +33,13 @@ Pair = tuple[int, int]
 # computed tap by tap: ASPP's rate 24 on a 32x32 map (0.25) is 5x faster so, rate 12 (0.56) 2x,
 # while layer4's rate 4 (0.84) is faster as one convolution.
 TAPWISE_MAX_LIVE = 0.6
-# Input width from which a dense stride-1 convolution is also computed tap by tap: PSPNet's
-# 4096 -> 512 3x3 fusion on a 32x32 map takes 280 against 333 ms forward and 715 against 1032
-# ms with both gradients on CPU; at 2048 inputs the two forms are even.
-TAPWISE_MIN_CHANNELS = 4096
+# Input width from which a stride-1 convolution on CPU multiplies the input once by every tap's
+# kernel (`output_taps_conv2d`) when it is dense (live share above TAPWISE_MAX_LIVE) or its
+# output at most OUTPUT_TAPS_NARROW wide: PSPNet's 2048 -> 512 3x3 fusion on a 32x32 map with
+# both gradients 747 against 635 ms, DeepLab v2's 2048 -> 21 ASPP branches at rate 6 and 12 81
+# against 31 ms; a 256-wide output at rate 12 stays tap by tap on the input (235 against 300).
+OUTPUT_TAPS_MIN_CHANNELS = 2048
+OUTPUT_TAPS_NARROW = 64
 # Kernel taps from which a stride-1 convolution is computed tap by tap on CPU: VGG's 7x7 fc6
 # (512 -> 4096) on FCN's 15x15 pool5 map takes 240 against 740 ms forward and 960 against 2050
 # ms with both gradients; dilated by 4 on the front end's 32x32 map 1.9 against 3.9 s and 7.5
@@ -233,19 +237,11 @@ def live_fraction(x_hw: Pair, kernel_hw: Pair, padding: Sequence[Pair], dilation
     return share
 
 
-def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
-    """Stride-1 convolution as one GEMM per tap over only the outputs whose input that tap
-    finds inside the image, each padded into place and summed.
-
-    An atrous rate near the feature map's size (ASPP's 12/24 on a 32x32 map) makes most of a
-    dense convolution's multiply-adds read padding; here they are never computed.
-    """
-    (kh, kw, cin, cout), (_, h, w, _) = kernel.shape, x.shape
-    oh, ow = _out_hw(x, kernel, (1, 1), padding, dilation)
-    # Split, not indexed: the kernel's gradient is then one concatenation of the per-tap
-    # gradients, not a sum of kernel-sized zero-padded ones (FCN's 7x7 fc6 with both
-    # gradients on CPU: 2.5 -> 0.96 s).
-    weights = lax.split(kernel.reshape(kh * kw, cin, cout), [1] * (kh * kw))
+def _sum_live_taps(x_hw: Pair, out_hw: Pair, kernel_hw: Pair, padding, dilation, product):
+    """Sum over taps of `product(tap, rows, cols)` (that tap's contribution from the input
+    window it reads inside the image) padded into place; taps that read only padding are
+    skipped."""
+    (h, w), (oh, ow), (kh, kw) = x_hw, out_hw, kernel_hw
     total = None
     for i in range(kh):
         r = i * dilation[0] - padding[0][0]
@@ -255,12 +251,47 @@ def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
             p0, p1 = _live_output_range(w, ow, c)
             if o1 <= o0 or p1 <= p0:
                 continue
-            part = _matmul_over_channels(
-                x[:, o0 + r : o1 + r, p0 + c : p1 + c], weights[i * kw + j][0], precision
-            )
+            part = product(i * kw + j, slice(o0 + r, o1 + r), slice(p0 + c, p1 + c))
             part = jnp.pad(part, ((0, 0), (o0, oh - o1), (p0, ow - p1), (0, 0)))
             total = part if total is None else total + part
     return total
+
+
+def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
+    """Stride-1 convolution as one GEMM per tap over only the outputs whose input that tap
+    finds inside the image, each padded into place and summed.
+
+    An atrous rate near the feature map's size (ASPP's 12/24 on a 32x32 map) makes most of a
+    dense convolution's multiply-adds read padding; here they are never computed.
+    """
+    kh, kw, cin, cout = kernel.shape
+    # Split, not indexed: the kernel's gradient is then one concatenation of the per-tap
+    # gradients, not a sum of kernel-sized zero-padded ones (FCN's 7x7 fc6 with both
+    # gradients on CPU: 2.5 -> 0.96 s).
+    weights = lax.split(kernel.reshape(kh * kw, cin, cout), [1] * (kh * kw))
+
+    def product(tap, rows, cols):
+        return _matmul_over_channels(x[:, rows, cols], weights[tap][0], precision)
+
+    out_hw = _out_hw(x, kernel, (1, 1), padding, dilation)
+    return _sum_live_taps(x.shape[1:3], out_hw, (kh, kw), padding, dilation, product)
+
+
+def output_taps_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
+    """Stride-1 convolution as one GEMM of the input with every tap's kernel side by side,
+    whose per-tap products are then shifted into place and summed: the wide input is read
+    once, and both gradients are one GEMM each as well."""
+    kh, kw, cin, cout = kernel.shape
+    side_by_side = kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    products = _matmul_over_channels(x, side_by_side, precision)
+    # Split, not indexed, for the same reason as in `tapwise_conv2d`.
+    per_tap = lax.split(products, [cout] * (kh * kw), axis=3)
+
+    def product(tap, rows, cols):
+        return per_tap[tap][:, rows, cols]
+
+    out_hw = _out_hw(x, kernel, (1, 1), padding, dilation)
+    return _sum_live_taps(x.shape[1:3], out_hw, (kh, kw), padding, dilation, product)
 
 
 def weight_grad_by_taps_pays(positions: int, in_features: int, out_features: int) -> bool:
@@ -345,17 +376,16 @@ def conv2d(
         return pointwise_conv2d(x, kernel, stride, padding, precision)
     if groups > 1 and k_in == 1 and groups == x.shape[-1] and _on_cpu():
         return depthwise_conv2d(x, kernel, stride, padding, dilation)
-    if (
-        groups == 1
-        and tuple(stride) == (1, 1)
-        and min(oh, ow) > 0  # an empty output (shape probes) is left to lax
-        and (
-            live_fraction(x.shape[1:3], (kh, kw), padding, dilation) <= TAPWISE_MAX_LIVE
-            or k_in >= TAPWISE_MIN_CHANNELS
-            or (kh * kw >= TAPWISE_MIN_TAPS_ON_CPU and _on_cpu())
-        )
-    ):
-        return tapwise_conv2d(x, kernel, padding, dilation, precision)
+    if groups == 1 and tuple(stride) == (1, 1) and min(oh, ow) > 0:  # empty: left to lax
+        live = live_fraction(x.shape[1:3], (kh, kw), padding, dilation)
+        if (
+            _on_cpu()
+            and k_in >= OUTPUT_TAPS_MIN_CHANNELS
+            and (live > TAPWISE_MAX_LIVE or cout <= OUTPUT_TAPS_NARROW)
+        ):
+            return output_taps_conv2d(x, kernel, padding, dilation, precision)
+        if live <= TAPWISE_MAX_LIVE or (kh * kw >= TAPWISE_MIN_TAPS_ON_CPU and _on_cpu()):
+            return tapwise_conv2d(x, kernel, padding, dilation, precision)
     batch = x.shape[0]  # symbolic when exported with a polymorphic batch: left to lax
     if (
         groups == 1
