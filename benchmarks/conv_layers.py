@@ -1,9 +1,10 @@
 """Per-layer cost of the convolutions that dominate the model families' steps, in PyTorch, in
 plain XLA (`lax.conv_general_dilated`) and in jaxseg's lowering (`jaxseg.nn.lowering`),
-alternating in one run: forward, and forward + gradient with respect to the input and to the
-weights. Each layer set is one family of shapes the lowering rules were measured on.
+alternating in one run: forward, and forward + gradient with respect to the input, to the
+weights, and to both (what a train step pays). Each layer set is one family of shapes the
+lowering rules were measured on.
 
-The loss is 0.5 * sum(y**2), so every "grad" column includes the forward pass in all three
+The loss is 0.5 * sum(y**2), so every gradient row includes the forward pass in all three
 (a linear loss would let XLA drop the forward from its gradient but not PyTorch).
 
     python benchmarks/conv_layers.py [--sets dilated,full_resolution,upsampling,head]
@@ -92,7 +93,7 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def jax_fns(x, w, stride, padding, dilation, groups, mode):
-    """Forward, forward + dx, forward + dW of one lowering, as blocking thunks."""
+    """Forward, forward + dx, forward + dW, forward + both of one lowering, as blocking thunks."""
 
     def conv(x, w):
         with lowering.lowering(mode):
@@ -104,7 +105,8 @@ def jax_fns(x, w, stride, padding, dilation, groups, mode):
     def loss(x, w):
         return 0.5 * (conv(x, w) ** 2).sum()
 
-    fns = (jax.jit(conv), jax.jit(jax.grad(loss, 0)), jax.jit(jax.grad(loss, 1)))
+    grads = [jax.jit(jax.grad(loss, wrt)) for wrt in (0, 1, (0, 1))]
+    fns = (jax.jit(conv), *grads)
     return [lambda f=f: jax.block_until_ready(f(x, w)) for f in fns]
 
 
@@ -122,7 +124,7 @@ def torch_fns(x, w, stride, padding, dilation, groups):
     def grad(wrt):
         return lambda: torch.autograd.grad(0.5 * conv().pow(2).sum(), wrt)
 
-    return [forward, grad(xt), grad(wt)]
+    return [forward, grad(xt), grad(wt), grad((xt, wt))]
 
 
 def main() -> None:
@@ -148,7 +150,7 @@ def main() -> None:
         padding = dilation * (k - 1) // 2 if padding is None else padding
         options = (stride, padding, dilation, groups)
         columns = zip(
-            ("forward", "fwd+grad x", "fwd+grad w"),
+            ("forward", "fwd+grad x", "fwd+grad w", "fwd+both"),
             torch_fns(x, w, *options),
             jax_fns(x, w, *options, "lax"),
             jax_fns(x, w, *options, "auto"),
