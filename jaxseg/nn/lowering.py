@@ -237,11 +237,12 @@ def live_fraction(x_hw: Pair, kernel_hw: Pair, padding: Sequence[Pair], dilation
     return share
 
 
-def _sum_live_taps(x_hw: Pair, out_hw: Pair, kernel_hw: Pair, padding, dilation, product):
-    """Sum over taps of `product(tap, rows, cols)` (that tap's contribution from the input
-    window it reads inside the image) padded into place; taps that read only padding are
-    skipped."""
-    (h, w), (oh, ow), (kh, kw) = x_hw, out_hw, kernel_hw
+def _sum_live_taps(x, kernel, padding, dilation, product):
+    """Sum over the taps of stride-1 `kernel` on `x` of `product(tap, rows, cols)` (that tap's
+    contribution from the input window it reads inside the image) padded into place; taps
+    that read only padding are skipped."""
+    (_, h, w, _), (kh, kw) = x.shape, kernel.shape[:2]
+    oh, ow = _out_hw(x, kernel, (1, 1), padding, dilation)
     total = None
     for i in range(kh):
         r = i * dilation[0] - padding[0][0]
@@ -273,8 +274,7 @@ def tapwise_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
     def product(tap, rows, cols):
         return _matmul_over_channels(x[:, rows, cols], weights[tap][0], precision)
 
-    out_hw = _out_hw(x, kernel, (1, 1), padding, dilation)
-    return _sum_live_taps(x.shape[1:3], out_hw, (kh, kw), padding, dilation, product)
+    return _sum_live_taps(x, kernel, padding, dilation, product)
 
 
 def output_taps_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Array:
@@ -290,8 +290,7 @@ def output_taps_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Arra
     def product(tap, rows, cols):
         return per_tap[tap][:, rows, cols]
 
-    out_hw = _out_hw(x, kernel, (1, 1), padding, dilation)
-    return _sum_live_taps(x.shape[1:3], out_hw, (kh, kw), padding, dilation, product)
+    return _sum_live_taps(x, kernel, padding, dilation, product)
 
 
 def weight_grad_by_taps_pays(positions: int, in_features: int, out_features: int) -> bool:
