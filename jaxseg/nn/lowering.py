@@ -35,15 +35,16 @@ Pair = tuple[int, int]
 TAPWISE_MAX_LIVE = 0.6
 # Input width from which a stride-1 convolution on CPU multiplies the input once by every tap's
 # kernel (`output_taps_conv2d`) when it is dense (live share above TAPWISE_MAX_LIVE) or its
-# output at most OUTPUT_TAPS_NARROW wide: PSPNet's 2048 -> 512 3x3 fusion on a 32x32 map with
-# both gradients 747 against 635 ms, DeepLab v2's 2048 -> 21 ASPP branches at rate 6 and 12 81
-# against 31 ms; a 256-wide output at rate 12 stays tap by tap on the input (235 against 300).
+# output at most OUTPUT_TAPS_NARROW wide (`benchmarks/conv_layers.py --sets head`, forward and
+# both gradients against XLA's convolution): PSPNet's 2048 -> 512 3x3 fusion on a 32x32 map 337
+# against 521 ms, DeepLab v2's 2048 -> 21 ASPP branch at rate 6 22 against 60 ms. A 256-wide
+# output at rate 12 stays tap by tap on the input.
 OUTPUT_TAPS_MIN_CHANNELS = 2048
 OUTPUT_TAPS_NARROW = 64
 # Kernel taps from which a stride-1 convolution is computed tap by tap on CPU: VGG's 7x7 fc6
-# (512 -> 4096) on FCN's 15x15 pool5 map takes 240 against 740 ms forward and 960 against 2050
-# ms with both gradients; dilated by 4 on the front end's 32x32 map 1.9 against 3.9 s and 7.5
-# against 13.5 s.
+# (512 -> 4096) on FCN's 15x15 pool5 map takes 463 against 805 ms forward and 1127 against 2126
+# ms with both gradients; dilated by 4 on the front end's 32x32 map 1.9 against 2.8 s forward
+# (with both gradients even, 7.4 against 7.6 s).
 TAPWISE_MIN_TAPS_ON_CPU = 49
 # Output positions (N * H * W) and multiply-adds per tap (positions * C_in * C_out) from which
 # a dense convolution's CPU weight gradient is computed tap by tap (`weight_grad_by_taps_pays`).
@@ -315,7 +316,8 @@ def grows_the_map(in_hw: Pair, out_hw: Pair) -> bool:
 def _map_growing_input_grad(kernel, padding, dilation, precision, dy) -> jax.Array:
     """Input gradient of a stride-1 convolution whose padding grows the map: the convolution of
     `dy` with the flipped, transposed kernel and the complementary padding (negative: a crop),
-    tap by tap. XLA's runs 1.4-1.8x slower on the sub-pixel upsamplers' phase convolutions."""
+    tap by tap. With the forward pass, XLA's takes 38 against 27 ms on GCN's 4/2 upsampler and
+    56 against 43 ms on FCN-32s's (`benchmarks/conv_layers.py --sets upsampling`)."""
     (kh, kw, _, _), (dh, dw) = kernel.shape, dilation
     flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
     reach = (dh * (kh - 1), dw * (kw - 1))
