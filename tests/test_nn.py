@@ -7,6 +7,7 @@ import pytest
 
 from jaxseg import nn as jnn
 from jaxseg.nn import lowering
+from jaxseg.nn.resize import resize_nearest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -25,6 +26,19 @@ def test_resize_bilinear_matches_interpolate(features, size, align_corners):
     ours = jnn.resize_bilinear(jnp.asarray(features), size, align_corners)
     ref = F.interpolate(to_torch(features), size=size, mode="bilinear", align_corners=align_corners)
     np.testing.assert_allclose(ours, from_torch(ref), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(26, 34), (39, 51), (13, 34), (29, 35), (7, 5)])
+def test_resize_nearest_and_its_gradient_match_interpolate(features, size):
+    """Integer factors (a repeat), mixed and fractional ones (a gather), down and up."""
+    cotangent = np.random.default_rng(1).normal(size=(2, *size, 3)).astype(np.float32)
+    ours, pullback = jax.vjp(lambda x: resize_nearest(x, size), jnp.asarray(features))
+    inputs = to_torch(features).requires_grad_()
+    ref = F.interpolate(inputs, size=size, mode="nearest")
+    ref.backward(to_torch(cotangent))
+    np.testing.assert_array_equal(ours, from_torch(ref.detach()))
+    np.testing.assert_allclose(pullback(jnp.asarray(cotangent))[0], from_torch(inputs.grad),
+                               atol=1e-5)  # fmt: skip
 
 
 @pytest.mark.parametrize("bins", [1, 2, 3, 6, (4, 7)])
@@ -130,6 +144,34 @@ def test_batchnorm_matches_torch_in_train_and_eval(features):
     np.testing.assert_allclose(ours, from_torch(reference(to_torch(features))), atol=1e-5)
     np.testing.assert_allclose(updates["batch_stats"]["mean"], reference.running_mean, rtol=1e-5)
     np.testing.assert_allclose(updates["batch_stats"]["var"], reference.running_var, rtol=1e-5)
+
+
+def test_batchnorm_train_gradients_match_torch(features):
+    """The closed-form gradient of train-mode BatchNorm, input and affine parameters."""
+    rng = np.random.default_rng(2)
+    scale, bias = rng.uniform(0.5, 2, 3).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    cotangent = rng.normal(size=features.shape).astype(np.float32)
+    variables = {
+        "params": {"scale": scale, "bias": bias},
+        "batch_stats": {"mean": np.zeros(3, np.float32), "var": np.ones(3, np.float32)},
+    }
+
+    def loss(params, x):
+        out, _ = jnn.BatchNorm().apply(
+            {**variables, "params": params}, x, use_running_average=False, mutable=["batch_stats"]
+        )
+        return jnp.sum(out * cotangent)
+
+    grads, dx = jax.grad(loss, argnums=(0, 1))(variables["params"], jnp.asarray(features))
+    reference = torch.nn.BatchNorm2d(3).train()
+    with torch.no_grad():
+        reference.weight.copy_(torch.from_numpy(scale))
+        reference.bias.copy_(torch.from_numpy(bias))
+    inputs = to_torch(features).requires_grad_()
+    reference(inputs).backward(to_torch(cotangent))
+    np.testing.assert_allclose(dx, from_torch(inputs.grad), atol=1e-5)
+    np.testing.assert_allclose(grads["scale"], reference.weight.grad, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grads["bias"], reference.bias.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_aspp_and_pyramid_pooling_keep_spatial_size(features):

@@ -2,9 +2,11 @@
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
@@ -21,6 +23,43 @@ def frozen_statistics(frozen: bool = True) -> Iterator[None]:
         yield
     finally:
         _FROZEN.reset(token)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_normalize(
+    x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(x - mean) / sqrt(var + epsilon) * scale + bias over every axis but the last, with the
+    batch mean and biased variance. Its gradient is the closed form, two reductions and one
+    elementwise pass over the activation: fewer passes than the autodiff of the forward."""
+    return _batch_normalize_fwd(x, scale, bias, epsilon)[0]
+
+
+def _batch_normalize_fwd(x, scale, bias, epsilon):
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axes)
+    var = jnp.mean(jnp.square(x - mean), axes)
+    inv_std = lax.rsqrt(var + epsilon)
+    return ((x - mean) * inv_std * scale + bias, mean, var), (x, mean, inv_std, scale)
+
+
+def _batch_normalize_bwd(epsilon, residuals, cotangents):
+    del epsilon
+    x, mean, inv_std, scale = residuals
+    dy, dmean, dvar = cotangents
+    axes = tuple(range(x.ndim - 1))
+    count = x.size // x.shape[-1]
+    centered = x - mean
+    normalized = centered * inv_std
+    dbias = jnp.sum(dy, axes)
+    dscale = jnp.sum(dy * normalized, axes)
+    dx = (scale * inv_std) * (dy - dbias / count - normalized * (dscale / count))
+    # The statistics' own cotangents (zero unless a loss reads the running averages).
+    dx = dx + (dmean + 2.0 * dvar * centered) / count
+    return dx, dscale, dbias
+
+
+batch_normalize.defvjp(_batch_normalize_fwd, _batch_normalize_bwd)
 
 
 class BatchNorm(nn.Module):
@@ -58,21 +97,25 @@ class BatchNorm(nn.Module):
             "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
         )
         x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        scale = (
+            self.param("scale", self.scale_init, (features,), self.param_dtype)
+            if self.use_scale
+            else jnp.ones((features,), x32.dtype)
+        )
+        bias = (
+            self.param("bias", self.bias_init, (features,), self.param_dtype)
+            if self.use_bias
+            else jnp.zeros((features,), x32.dtype)
+        )
         if use_running_average:
             mean, var = running_mean.value, running_var.value
+            y = (x32 - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
         else:
-            axes = tuple(range(x.ndim - 1))
-            mean = jnp.mean(x32, axes)
-            var = jnp.mean(jnp.square(x32 - mean), axes)
+            y, mean, var = batch_normalize(x32, scale, bias, self.epsilon)
             if not self.is_initializing():
                 count = x.size // features
                 unbiased = var * (count / max(count - 1, 1))
                 m = self.momentum
                 running_mean.value = (1.0 - m) * running_mean.value + m * mean
                 running_var.value = (1.0 - m) * running_var.value + m * unbiased
-        y = (x32 - mean) * lax.rsqrt(var + self.epsilon)
-        if self.use_scale:
-            y = y * self.param("scale", self.scale_init, (features,), self.param_dtype)
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (features,), self.param_dtype)
         return y.astype(self.dtype or x.dtype)

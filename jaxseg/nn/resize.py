@@ -66,9 +66,18 @@ def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
     return np.minimum(src, in_size - 1)
 
 
+def _nearest_along(x: jax.Array, axis: int, out_size: int) -> jax.Array:
+    """One axis of `resize_nearest`: a repeat where every source index is repeated equally
+    often (integer upsampling; its gradient is a sum, not XLA's slow scatter), else a gather."""
+    in_size = x.shape[axis]
+    indices = nearest_indices(in_size, out_size)
+    factor = out_size // in_size
+    if factor >= 1 and np.array_equal(indices, np.arange(out_size) // factor):
+        return jnp.repeat(x, factor, axis=axis, total_repeat_length=out_size)
+    return jnp.take(x, indices, axis=axis)
+
+
 def resize_nearest(x: jax.Array, size: IntPair) -> jax.Array:
     """Nearest-neighbour resize of NHWC `x` to `size`, as F.interpolate(mode="nearest")."""
     out_h, out_w = as_pair(size)
-    in_h, in_w = x.shape[1:3]
-    x = jnp.take(x, nearest_indices(in_h, out_h), axis=1)
-    return jnp.take(x, nearest_indices(in_w, out_w), axis=2)
+    return _nearest_along(_nearest_along(x, 1, out_h), 2, out_w)
