@@ -30,30 +30,31 @@ def batch_normalize(
     x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(x - mean) / sqrt(var + epsilon) * scale + bias over every axis but the last, with the
-    batch mean and biased variance. Its gradient is the closed form, two reductions and one
-    elementwise pass over the activation: fewer passes than the autodiff of the forward."""
+    batch mean and biased variance. Its gradient is the closed form on the saved centred
+    input, two reductions and one elementwise pass: fewer passes over the activation than the
+    autodiff of the forward, which also materialises the normalised input."""
     return _batch_normalize_fwd(x, scale, bias, epsilon)[0]
 
 
 def _batch_normalize_fwd(x, scale, bias, epsilon):
     axes = tuple(range(x.ndim - 1))
     mean = jnp.mean(x, axes)
-    var = jnp.mean(jnp.square(x - mean), axes)
+    centered = x - mean
+    var = jnp.mean(jnp.square(centered), axes)
     inv_std = lax.rsqrt(var + epsilon)
-    return ((x - mean) * inv_std * scale + bias, mean, var), (x, mean, inv_std, scale)
+    return (centered * inv_std * scale + bias, mean, var), (centered, inv_std, scale)
 
 
 def _batch_normalize_bwd(epsilon, residuals, cotangents):
     del epsilon
-    x, mean, inv_std, scale = residuals
+    centered, inv_std, scale = residuals
     dy, dmean, dvar = cotangents
-    axes = tuple(range(x.ndim - 1))
-    count = x.size // x.shape[-1]
-    centered = x - mean
-    normalized = centered * inv_std
+    axes = tuple(range(centered.ndim - 1))
+    count = centered.size // centered.shape[-1]
     dbias = jnp.sum(dy, axes)
-    dscale = jnp.sum(dy * normalized, axes)
-    dx = (scale * inv_std) * (dy - dbias / count - normalized * (dscale / count))
+    # Reducing dy * centered (same shapes) lets XLA fuse the product into the reduction.
+    dscale = jnp.sum(dy * centered, axes) * inv_std
+    dx = (scale * inv_std) * (dy - dbias / count - centered * (inv_std * dscale / count))
     # The statistics' own cotangents (zero unless a loss reads the running averages).
     dx = dx + (dmean + 2.0 * dvar * centered) / count
     return dx, dscale, dbias
