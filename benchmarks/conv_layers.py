@@ -7,7 +7,7 @@ lowering rules were measured on.
 The loss is 0.5 * sum(y**2), so every gradient row includes the forward pass in all three
 (a linear loss would let XLA drop the forward from its gradient but not PyTorch).
 
-    python benchmarks/conv_layers.py [--sets dilated,full_resolution,upsampling,head]
+    python benchmarks/conv_layers.py [--sets dilated,full_resolution,unet,upsampling,head]
         [--batch 2] [--repeats 5]
 """
 
@@ -62,6 +62,17 @@ LAYER_SETS = {
         Layer("conv2_1 @227", 227, 64, 128, 3),
         Layer("conv3_1 @114", 114, 128, 256, 3),
         Layer("conv4_1 @57", 57, 256, 512, 3),
+    ],
+    # smp's U-Net (ResNet-34) at 256x256: the stem, layer1, and the decoder's blocks at 64 to
+    # 256 pixels (upsampled input concatenated with the skip), down to the 16-wide last block.
+    "unet": [
+        Layer("stem 7x7 s2", 256, 3, 64, 7, stride=2),
+        Layer("layer1 @64", 64, 64, 64, 3),
+        Layer("dec 192->64 @64", 64, 192, 64, 3),
+        Layer("dec 128->32 @128", 128, 128, 32, 3),
+        Layer("dec 32->32 @128", 128, 32, 32, 3),
+        Layer("dec 32->16 @256", 256, 32, 16, 3),
+        Layer("head 16->21 @256", 256, 16, 21, 3),
     ],
     # The 2x2 phase convolutions of the sub-pixel transposed convolutions (padding grows the
     # map): GCN's 4/2 upsampler to 256x256 and FCN-32s's 64/32 one on its 9x9 score map.

@@ -11,7 +11,7 @@ from jaxseg.nn import lowering
 # atrous rates beyond the map (dropped taps) and near it (tap by tap, also with padding other
 # than the rate), 2048-wide inputs (one GEMM for all taps on CPU: dense, or atrous with a
 # narrow output; a wide one stays tap by tap), 7x7 stride 1 (tap by tap on CPU: VGG's fc6, plain
-# and dilated), padding that grows the map (per-tap weight gradient on CPU: 2x2 phase
+# and dilated), padding that grows the map (blocked weight gradient on CPU: 2x2 phase
 # convolutions of the sub-pixel upsamplers), depthwise and grouped, the 7x7 stem, 1x1.
 CONV_CASES = [
     (5, 6, 3, 4, 2, 1, 1, 1, 1),
@@ -70,21 +70,23 @@ def test_conv2d_equals_lax(case):
     check_conv_case(case)
 
 
+@pytest.mark.parametrize("block_elements", [1, 2000], ids=["row_blocks", "uneven_blocks"])
 @pytest.mark.parametrize("case", [case for case in CONV_CASES if case[-1] == 1], ids=str)
-def test_weight_grad_by_taps_equals_lax(case, monkeypatch):
-    """With its thresholds at 1, every dense convolution left to XLA takes the per-tap weight
-    gradient (on CPU, where the tests run)."""
-    monkeypatch.setattr(lowering, "WEIGHT_GRAD_MIN_POSITIONS", 1)
-    monkeypatch.setattr(lowering, "WEIGHT_GRAD_MIN_WORK", 1)
+def test_blocked_weight_grad_equals_lax(case, block_elements, monkeypatch):
+    """With its threshold at 1, every dense convolution left to XLA takes the blocked weight
+    gradient (on CPU, where the tests run): one output row per block, and blocks of several
+    rows that do not divide the output."""
+    monkeypatch.setattr(lowering, "BLOCKED_WEIGHT_GRAD_MIN_PIXELS", 1)
+    monkeypatch.setattr(lowering, "BLOCK_ELEMENTS", block_elements)
     check_conv_case(case)
 
 
-def test_weight_grad_by_taps_only_on_large_wide_maps():
-    assert lowering.weight_grad_by_taps_pays(2 * 114 * 114, 256, 256)  # VGG-16 conv3
-    assert lowering.weight_grad_by_taps_pays(2 * 227 * 227, 64, 128)  # conv2_1 on FCN's pad
-    assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 64, 64)  # U-Net's first layer
-    assert not lowering.weight_grad_by_taps_pays(2 * 32 * 32, 512, 512)  # ResNet layer4
-    assert not lowering.weight_grad_by_taps_pays(2 * 256 * 256, 16, 16)  # U-Net's last decoder
+def test_blocked_weight_grad_only_on_large_maps():
+    assert lowering.blocked_weight_grad_pays((256, 256))  # SegNet's and U-Net's first layers
+    assert lowering.blocked_weight_grad_pays((227, 227))  # conv2_1 on FCN's padded map
+    assert lowering.blocked_weight_grad_pays((64, 64))  # SegNet's conv3
+    assert not lowering.blocked_weight_grad_pays((32, 32))  # ResNet's layer4 at OS 8
+    assert not lowering.blocked_weight_grad_pays((15, 15))  # FCN's pool5
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU rule")
@@ -107,9 +109,9 @@ def test_wide_inputs_take_one_gemm_for_all_taps_when_dense_or_narrow(monkeypatch
     assert route(1024, 512, 1) == "lax"
 
 
-def test_weight_grad_by_taps_where_padding_grows_the_map():
+def test_blocked_weight_grad_where_padding_grows_the_map():
     """A 2x2 kernel padded by 1 (a sub-pixel phase convolution) outgrows its input: its CPU
-    weight gradient is per tap; padding within the kernel's reach keeps XLA's convolution."""
+    weight gradient is by blocks; padding within the kernel's reach keeps XLA's convolution."""
 
     def grows(kernel_hw, padding, dilation) -> bool:
         out_hw = tuple(

@@ -7,9 +7,9 @@ mostly padding become one GEMM per tap over its live outputs, 1x1 convolutions b
 depthwise convolutions become shifted multiply-adds on CPU, and transposed convolutions are
 sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's, except
 that on CPU 7x7 kernels are one GEMM per tap, 2048-wide inputs are one GEMM for all taps whose
-per-tap products are shifted into place, and the weight gradient is one GEMM per tap on
-large, wide maps (VGG-16's) and wherever padding makes the output larger than the input (the
-sub-pixel phase convolutions). Every formulation
+per-tap products are shifted into place, and the weight gradient is one GEMM per block of
+output rows on maps of 48 x 48 pixels and more and wherever padding makes the output larger
+than the input (the sub-pixel phase convolutions). Every formulation
 equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
 `JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`) forces the plain
 `lax` path for debugging and comparison.
@@ -46,13 +46,13 @@ OUTPUT_TAPS_NARROW = 64
 # ms with both gradients; dilated by 4 on the front end's 32x32 map 1.9 against 2.8 s forward
 # (with both gradients even, 7.4 against 7.6 s).
 TAPWISE_MIN_TAPS_ON_CPU = 49
-# Output positions (N * H * W) and multiply-adds per tap (positions * C_in * C_out) from which
-# a dense convolution's CPU weight gradient is computed tap by tap (`weight_grad_by_taps_pays`).
-# VGG's channel-doubling convolutions on FCN's padded maps (about 2**29.7 multiply-adds per tap)
-# gain 1.4-4x (conv2_1, 64 -> 128 at 227x227: 759 against 192 ms); at 2**29 (U-Net's and
-# SegNet's 256x256x64 and 64x64x256 layers) XLA's is as fast or faster (58 against 90 ms).
-WEIGHT_GRAD_MIN_POSITIONS = 4096
-WEIGHT_GRAD_MIN_WORK = 3 * 2**28
+# Output pixels per image from which a dense convolution's CPU weight gradient is a GEMM per
+# block of output rows (`blocked_weight_grad`) instead of XLA's, which makes the batch the
+# innermost dimension of a convolution (`benchmarks/conv_layers.py --sets full_resolution`).
+BLOCKED_WEIGHT_GRAD_MIN_PIXELS = 48 * 48
+# Elements of one block's im2col (4 MiB in float32): small enough to stay in cache between
+# being written and being multiplied, large enough that each GEMM runs at full speed.
+BLOCK_ELEMENTS = 2**20
 
 _scoped_modes: list[str] = []
 _configured_mode: list[str] = []
@@ -294,22 +294,19 @@ def output_taps_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Arra
     return _sum_live_taps(x, kernel, padding, dilation, product)
 
 
-def weight_grad_by_taps_pays(positions: int, in_features: int, out_features: int) -> bool:
-    """Whether a dense convolution's weight gradient is faster as one GEMM per tap on CPU: on
-    large, wide maps (VGG-16 at 57-454 pixels: 1.3-3.2x) but not on ResNet's 32-64 pixel maps
-    or narrow layers, where XLA's own is faster."""
-    return (
-        positions >= WEIGHT_GRAD_MIN_POSITIONS
-        and positions * in_features * out_features >= WEIGHT_GRAD_MIN_WORK
-    )
+def blocked_weight_grad_pays(out_hw: Pair) -> bool:
+    """Whether a dense convolution's weight gradient is faster by blocks of output rows on CPU:
+    on maps of 64 x 64 and more (SegNet, U-Net, VGG, GCN's refinements: 1.1-4x), not on
+    ResNet's 32 x 32 deep layers, where XLA's is as fast."""
+    return out_hw[0] * out_hw[1] >= BLOCKED_WEIGHT_GRAD_MIN_PIXELS
 
 
 def grows_the_map(in_hw: Pair, out_hw: Pair) -> bool:
     """Whether a convolution's output is larger than its input along some axis (padding beyond
-    the kernel's reach). XLA's CPU weight gradient of such a stride-1 convolution is 2-40x
-    slower than one GEMM per tap: with both gradients, the 2x2 phase convolution of GCN's 4/2
-    upsampler at 128x128 (21 -> 84) takes 205 against 89 ms, FCN-32s's 64/32 upsampler (21 ->
-    21504 on 9x9) 555 against 113 ms, a 2x2 256 -> 1024 one on 32x32 5.8 against 0.14 s."""
+    the kernel's reach). XLA's CPU weight gradient of such a stride-1 convolution is 3-40x
+    slower than `blocked_weight_grad`: with both gradients, the 2x2 phase convolution of GCN's
+    4/2 upsampler at 128x128 (21 -> 84) takes 175 against 47 ms, FCN-32s's 64/32 upsampler (21
+    -> 21504 on 9x9) 596 against 41 ms, a 2x2 256 -> 1024 one on 32x32 5.8 against 0.14 s."""
     return any(out > size for size, out in zip(in_hw, out_hw, strict=True))
 
 
@@ -325,35 +322,70 @@ def _map_growing_input_grad(kernel, padding, dilation, precision, dy) -> jax.Arr
     return tapwise_conv2d(dy, flipped, complement, dilation, precision)
 
 
+def blocked_weight_grad(x, dy, kernel_hw, stride, padding, dilation, precision=None):
+    """A convolution's weight gradient as a sum over blocks of output rows (all images at once)
+    of dy^T @ im2col, each block's im2col built right before its GEMM (a scan over blocks).
+
+    XLA's CPU weight gradient is a convolution over the batch, which it packs innermost; a
+    whole-map im2col is too large to stay in cache. Rows past the output (to fill the last
+    block) have zero gradient, so they add nothing.
+    """
+    (kh, kw), sh, dh = kernel_hw, stride[0], dilation[0]
+    n, oh, ow, cout = dy.shape
+    cin = x.shape[-1]
+    rows = min(oh, max(1, round(BLOCK_ELEMENTS / (n * ow * kh * kw * cin))))
+    blocks = -(-oh // rows)
+    dy = jnp.pad(dy, ((0, 0), (0, blocks * rows - oh), (0, 0), (0, 0)))
+    span = (rows - 1) * sh + (kh - 1) * dh + 1  # padded input rows one block reads
+    xp = _padded(x, padding)
+    short = (blocks - 1) * rows * sh + span - xp.shape[1]
+    xp = jnp.pad(xp, ((0, 0), (0, max(short, 0)), (0, 0), (0, 0)))
+    contract = (((0,), (0,)), ((), ()))
+    accumulate = jnp.promote_types(dy.dtype, jnp.float32)  # bf16 steps sum in float32
+
+    def add_block(total, block):
+        window = lax.dynamic_slice_in_dim(xp, block * rows * sh, span, axis=1)
+        cols = jnp.concatenate(_taps(window, (kh, kw), stride, dilation, (rows, ow)), axis=-1)
+        grad = lax.dynamic_slice_in_dim(dy, block * rows, rows, axis=1)
+        product = lax.dot_general(
+            grad.reshape(-1, cout),
+            cols.reshape(-1, kh * kw * cin),
+            contract,
+            precision=precision,
+            preferred_element_type=accumulate,
+        )
+        return total + product, None
+
+    start = jnp.zeros((cout, kh * kw * cin), accumulate)
+    total, _ = lax.scan(add_block, start, jnp.arange(blocks))
+    return total.T.reshape(kh, kw, cin, cout)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _weight_grad_by_taps_conv(x, kernel, stride, padding, dilation, precision):
+def _blocked_weight_grad_conv(x, kernel, stride, padding, dilation, precision):
     return lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
 
 
-def _weight_grad_by_taps_fwd(x, kernel, stride, padding, dilation, precision):
+def _blocked_weight_grad_fwd(x, kernel, stride, padding, dilation, precision):
     y = lax_conv2d(x, kernel, stride, padding, dilation, precision=precision)
     return y, (x, kernel)
 
 
-def _weight_grad_by_taps_bwd(stride, padding, dilation, precision, residuals, dy):
-    """The weight gradient as (tap view)^T @ dy per tap, 2-D GEMMs; the input gradient XLA's,
-    or tap by tap too where the convolution grows the map (`_map_growing_input_grad`)."""
+def _blocked_weight_grad_bwd(stride, padding, dilation, precision, residuals, dy):
+    """The weight gradient by blocks of output rows; the input gradient XLA's, or tap by tap
+    where the convolution grows the map (`_map_growing_input_grad`)."""
     x, kernel = residuals
-    kh, kw, cin, cout = kernel.shape
     if tuple(stride) == (1, 1) and grows_the_map(x.shape[1:3], dy.shape[1:3]):
         dx = _map_growing_input_grad(kernel, padding, dilation, precision, dy)
     else:
         (dx,) = jax.linear_transpose(
             lambda v: lax_conv2d(v, kernel, stride, padding, dilation, precision=precision), x
         )(dy)
-    taps = _taps(_padded(x, padding), (kh, kw), stride, dilation, dy.shape[1:3])
-    dy2 = dy.reshape(-1, cout)
-    contract = (((0,), (0,)), ((), ()))
-    grads = [lax.dot_general(t.reshape(-1, cin), dy2, contract, precision=precision) for t in taps]
-    return dx, jnp.stack(grads).reshape(kernel.shape).astype(kernel.dtype)
+    dw = blocked_weight_grad(x, dy, kernel.shape[:2], stride, padding, dilation, precision)
+    return dx, dw.astype(kernel.dtype)
 
 
-_weight_grad_by_taps_conv.defvjp(_weight_grad_by_taps_fwd, _weight_grad_by_taps_bwd)
+_blocked_weight_grad_conv.defvjp(_blocked_weight_grad_fwd, _blocked_weight_grad_bwd)
 
 
 def conv2d(
@@ -393,11 +425,11 @@ def conv2d(
         and _on_cpu()
         and isinstance(batch, int)
         and (
-            weight_grad_by_taps_pays(batch * oh * ow, k_in, cout)
+            blocked_weight_grad_pays((oh, ow))
             or (tuple(stride) == (1, 1) and grows_the_map(x.shape[1:3], (oh, ow)))
         )
     ):
-        return _weight_grad_by_taps_conv(
+        return _blocked_weight_grad_conv(
             x, kernel, tuple(stride), tuple(map(tuple, padding)), tuple(dilation), precision
         )
     return lax_conv2d(x, kernel, stride, padding, dilation, groups, precision)
