@@ -7,7 +7,8 @@ lowering rules were measured on.
 The loss is 0.5 * sum(y**2), so every gradient row includes the forward pass in all three
 (a linear loss would let XLA drop the forward from its gradient but not PyTorch).
 
-    python benchmarks/conv_layers.py [--sets dilated,full_resolution,unet,upsampling,head]
+    python benchmarks/conv_layers.py [--sets dilated,full_resolution,unet,large_kernel,
+        upsampling,head]
         [--batch 2] [--repeats 5]
 """
 
@@ -25,13 +26,14 @@ from jaxseg.nn import lowering
 
 
 class Layer(NamedTuple):
-    """One convolution: square `size` input, `padding` on every side (None: "same")."""
+    """One convolution: square `size` input, `kernel` square or (height, width), `padding` on
+    every side (None: "same")."""
 
     name: str
     size: int
     cin: int
     cout: int
-    kernel: int
+    kernel: int | tuple[int, int]
     stride: int = 1
     dilation: int = 1
     groups: int = 1
@@ -74,6 +76,14 @@ LAYER_SETS = {
         Layer("dec 32->16 @256", 256, 32, 16, 3),
         Layer("head 16->21 @256", 256, 16, 21, 3),
     ],
+    # GCN's large-kernel branches (k = 15) into 21 classes on ResNet-50's four maps.
+    "large_kernel": [
+        Layer("GCN kx1 @8", 8, 2048, 21, (15, 1)),
+        Layer("GCN kx1 @16", 16, 1024, 21, (15, 1)),
+        Layer("GCN kx1 @32", 32, 512, 21, (15, 1)),
+        Layer("GCN kx1 @64", 64, 256, 21, (15, 1)),
+        Layer("GCN 1xk @64", 64, 21, 21, (1, 15)),
+    ],
     # The 2x2 phase convolutions of the sub-pixel transposed convolutions (padding grows the
     # map): GCN's 4/2 upsampler to 256x256 and FCN-32s's 64/32 one on its 9x9 score map.
     "upsampling": [
@@ -109,7 +119,7 @@ def jax_fns(x, w, stride, padding, dilation, groups, mode):
     def conv(x, w):
         with lowering.lowering(mode):
             return lowering.conv2d(
-                x, w, stride=(stride,) * 2, padding=[(padding, padding)] * 2,
+                x, w, stride=(stride,) * 2, padding=[(p, p) for p in padding],
                 dilation=(dilation,) * 2, groups=groups,
             )  # fmt: skip
 
@@ -156,9 +166,12 @@ def main() -> None:
     for name, size, cin, cout, k, stride, dilation, groups, padding in (
         layer for chosen in args.sets.split(",") for layer in LAYER_SETS[chosen]
     ):
+        kernel_hw = k if isinstance(k, tuple) else (k, k)
         x = rng.normal(size=(args.batch, size, size, cin)).astype(np.float32)
-        w = (rng.normal(size=(k, k, cin // groups, cout)) * 0.01).astype(np.float32)
-        padding = dilation * (k - 1) // 2 if padding is None else padding
+        w = (rng.normal(size=(*kernel_hw, cin // groups, cout)) * 0.01).astype(np.float32)
+        padding = tuple(
+            dilation * (side - 1) // 2 if padding is None else padding for side in kernel_hw
+        )
         options = (stride, padding, dilation, groups)
         columns = zip(
             ("forward", "fwd+grad x", "fwd+grad w", "fwd+both"),

@@ -12,7 +12,9 @@ from jaxseg.nn import lowering
 # than the rate), 2048-wide inputs (one GEMM for all taps on CPU: dense, or atrous with a
 # narrow output; a wide one stays tap by tap), 7x7 stride 1 (tap by tap on CPU: VGG's fc6, plain
 # and dilated), padding that grows the map (blocked weight gradient on CPU: 2x2 phase
-# convolutions of the sub-pixel upsamplers), depthwise and grouped, the 7x7 stem, 1x1.
+# convolutions of the sub-pixel upsamplers), depthwise and grouped, the 7x7 stem, 1x1, and
+# GCN's long k x 1 and 1 x k kernels (one GEMM for all taps on CPU; kernel and padding given
+# as (height, width)), one taller than its map.
 CONV_CASES = [
     (5, 6, 3, 4, 2, 1, 1, 1, 1),
     (9, 8, 4, 3, 4, 1, 2, 1, 1),
@@ -40,6 +42,9 @@ CONV_CASES = [
     (9, 9, 4, 6, 3, 1, 1, 1, 2),
     (7, 9, 5, 3, 1, 2, 0, 1, 1),
     (7, 9, 5, 3, 1, 1, 1, 1, 1),
+    (9, 8, 6, 3, (7, 1), 1, (3, 0), 1, 1),
+    (6, 11, 3, 4, (1, 9), 1, (0, 4), 1, 1),
+    (5, 6, 5, 3, (15, 1), 1, (7, 0), 1, 1),
 ]
 
 # (height, width, in, out, kernel, stride, padding, output_padding): FCN's 4/2, 16/8 and 64/32
@@ -90,23 +95,29 @@ def test_blocked_weight_grad_only_on_large_maps():
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a CPU rule")
-def test_wide_inputs_take_one_gemm_for_all_taps_when_dense_or_narrow(monkeypatch):
+def test_wide_inputs_and_long_lines_take_one_gemm_for_all_taps(monkeypatch):
     """2048-wide inputs: dense or narrow-output convolutions multiply the input once by all
-    taps; a wide output at an atrous rate near the map stays one GEMM per live tap."""
+    taps; a wide output at an atrous rate near the map stays one GEMM per live tap. Long 1-D
+    kernels into few outputs (GCN's) take one GEMM for all taps at any input width."""
     chosen = []
     for name in ("output_taps_conv2d", "tapwise_conv2d"):
         monkeypatch.setattr(lowering, name, lambda *a, name=name, **k: chosen.append(name))
 
-    def route(cin, cout, rate):
+    def route(cin, cout, rate, kernel_hw=(3, 3)):
         chosen.clear()
-        x, kernel = jnp.ones((1, 8, 8, cin)), jnp.ones((3, 3, cin, cout))
-        lowering.conv2d(x, kernel, padding=[(rate, rate)] * 2, dilation=(rate, rate))
+        x, kernel = jnp.ones((1, 8, 8, cin)), jnp.ones((*kernel_hw, cin, cout))
+        padding = [(rate * (k - 1) // 2,) * 2 for k in kernel_hw]
+        lowering.conv2d(x, kernel, padding=padding, dilation=(rate, rate))
         return chosen[0] if chosen else "lax"
 
     assert route(2048, 512, 1) == "output_taps_conv2d"  # PSPNet's fusion
     assert route(2048, 21, 6) == "output_taps_conv2d"  # DeepLab v2's ASPP branches
     assert route(2048, 256, 6) == "tapwise_conv2d"  # DeepLab v3's ASPP at a high rate
     assert route(1024, 512, 1) == "lax"
+    assert route(256, 21, 1, (15, 1)) == "output_taps_conv2d"  # GCN's k x 1 branch
+    assert route(21, 21, 1, (1, 15)) == "output_taps_conv2d"  # and its 1 x k
+    assert route(256, 256, 1, (1, 15)) != "output_taps_conv2d"  # a wide output
+    assert route(16, 16, 1, (3, 3)) == "lax"  # U-Net's last block: a square kernel
 
 
 def test_blocked_weight_grad_where_padding_grows_the_map():
@@ -160,17 +171,20 @@ def test_map_growing_convolution_gradients_equal_lax(h, w, kernel_hw, padding, d
 
 def check_conv_case(case) -> None:
     h, w, cin, cout, k, s, p, d, groups = case
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    ph, pw = p if isinstance(p, tuple) else (p, p)
+    padding = [(ph, ph), (pw, pw)]
     rng = np.random.default_rng(0)
     with jax.enable_x64(True):
         x = jnp.asarray(rng.normal(size=(2, h, w, cin)))
-        kernel = jnp.asarray(rng.normal(size=(k, k, cin // groups, cout)))
-        options = {"stride": (s, s), "padding": [(p, p)] * 2, "dilation": (d, d)}
+        kernel = jnp.asarray(rng.normal(size=(kh, kw, cin // groups, cout)))
+        options = {"stride": (s, s), "padding": padding, "dilation": (d, d)}
 
         def auto(x, kernel):
             return lowering.conv2d(x, kernel, groups=groups, **options)
 
         def reference(x, kernel):
-            return lowering.lax_conv2d(x, kernel, (s, s), [(p, p)] * 2, (d, d), groups)
+            return lowering.lax_conv2d(x, kernel, (s, s), padding, (d, d), groups)
 
         assert max_abs_difference(jax.jit(auto), reference, x, kernel) < 1e-11
 

@@ -7,7 +7,8 @@ mostly padding become one GEMM per tap over its live outputs, 1x1 convolutions b
 depthwise convolutions become shifted multiply-adds on CPU, and transposed convolutions are
 sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's, except
 that on CPU 7x7 kernels are one GEMM per tap, 2048-wide inputs are one GEMM for all taps whose
-per-tap products are shifted into place, and the weight gradient is one GEMM per block of
+per-tap products are shifted into place (as are GCN's long 1 x k and k x 1 kernels into
+few classes), and the weight gradient is one GEMM per block of
 output rows on maps of 48 x 48 pixels and more and wherever padding makes the output larger
 than the input (the sub-pixel phase convolutions). Every formulation
 equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
@@ -41,6 +42,12 @@ TAPWISE_MAX_LIVE = 0.6
 # output at rate 12 stays tap by tap on the input.
 OUTPUT_TAPS_MIN_CHANNELS = 2048
 OUTPUT_TAPS_NARROW = 64
+# Taps from which a one-dimensional (1 x k or k x 1) kernel with at most OUTPUT_TAPS_NARROW
+# outputs multiplies the input once by every tap's kernel on CPU, whatever the input width:
+# GCN's 15-tap branches into 21 classes, forward and both gradients, 256 -> 21 on a 64x64 map
+# 27 against 74 ms, 1024 -> 21 on 16x16 7.5 against 19.5 ms, 21 -> 21 on 64x64 4.1 against
+# 9.2 ms (`benchmarks/conv_layers.py --sets large_kernel`).
+OUTPUT_TAPS_MIN_LINE = 7
 # Kernel taps from which a stride-1 convolution is computed tap by tap on CPU: VGG's 7x7 fc6
 # (512 -> 4096) on FCN's 15x15 pool5 map takes 463 against 805 ms forward and 1127 against 2126
 # ms with both gradients; dilated by 4 on the front end's 32x32 map 1.9 against 2.8 s forward
@@ -294,6 +301,16 @@ def output_taps_conv2d(x, kernel, padding, dilation, precision=None) -> jax.Arra
     return _sum_live_taps(x, kernel, padding, dilation, product)
 
 
+def output_taps_pays(in_features: int, out_features: int, kernel_hw: Pair, live: float) -> bool:
+    """Whether a stride-1 convolution is faster on CPU as one GEMM for all taps
+    (`output_taps_conv2d`): 2048-wide inputs when dense or with a narrow output, and long
+    one-dimensional kernels with a narrow output (GCN's)."""
+    narrow = out_features <= OUTPUT_TAPS_NARROW
+    wide_input = in_features >= OUTPUT_TAPS_MIN_CHANNELS and (live > TAPWISE_MAX_LIVE or narrow)
+    long_line = min(kernel_hw) == 1 and max(kernel_hw) >= OUTPUT_TAPS_MIN_LINE and narrow
+    return wide_input or long_line
+
+
 def blocked_weight_grad_pays(out_hw: Pair) -> bool:
     """Whether a dense convolution's weight gradient is faster by blocks of output rows on CPU:
     on maps of 64 x 64 and more (SegNet, U-Net, VGG, GCN's refinements: 1.1-4x), not on
@@ -411,11 +428,7 @@ def conv2d(
         return depthwise_conv2d(x, kernel, stride, padding, dilation)
     if groups == 1 and tuple(stride) == (1, 1) and min(oh, ow) > 0:  # empty: left to lax
         live = live_fraction(x.shape[1:3], (kh, kw), padding, dilation)
-        if (
-            _on_cpu()
-            and k_in >= OUTPUT_TAPS_MIN_CHANNELS
-            and (live > TAPWISE_MAX_LIVE or cout <= OUTPUT_TAPS_NARROW)
-        ):
+        if _on_cpu() and output_taps_pays(k_in, cout, (kh, kw), live):
             return output_taps_conv2d(x, kernel, padding, dilation, precision)
         if live <= TAPWISE_MAX_LIVE or (kh * kw >= TAPWISE_MIN_TAPS_ON_CPU and _on_cpu()):
             return tapwise_conv2d(x, kernel, padding, dilation, precision)
