@@ -24,8 +24,8 @@ from jaxseg.backbones.resnet import STAGE_NAMES
 from jaxseg.models.common import SHORT_SCHEDULE_CAVEAT, as_dtype, finalize_logits, resnet_backbone
 from jaxseg.models.registry import register
 from jaxseg.nn import BatchNorm, Conv2d, ConvBNAct, max_pool
-from jaxseg.nn.resize import resize_nearest
 from jaxseg.nn.upsample import ConvTranspose2d
+from jaxseg.nn.upsampled_conv import UpsampledSkip, UpsampledSkipConv2d
 
 ModuleDef = Any
 
@@ -39,11 +39,14 @@ class DoubleConv(nn.Module):
     features: int
     norm: ModuleDef | None = BatchNorm
     dtype: Any = None
+    first_conv: ModuleDef = Conv2d
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        for name in ("conv1", "conv2"):
-            x = ConvBNAct(self.features, 3, norm=self.norm, dtype=self.dtype, name=name)(x, train)
+    def __call__(self, x: Any, train: bool = False) -> jnp.ndarray:
+        for name, conv in (("conv1", self.first_conv), ("conv2", Conv2d)):
+            x = ConvBNAct(self.features, 3, conv=conv, norm=self.norm, dtype=self.dtype, name=name)(
+                x, train
+            )
         return x
 
 
@@ -68,13 +71,16 @@ class UNetDecoderBlock(nn.Module):
         train: bool = False,
     ) -> jnp.ndarray:
         height, width = size
-        if self.upsample == "transpose":
-            x = ConvTranspose2d(self.features, 2, stride=2, dtype=self.dtype, name="up")(x)
-            x = x[:, :height, :width]
-        elif self.upsample == "nearest":
-            x = resize_nearest(x, (height, width))
-        else:
+        if self.upsample == "nearest":  # conv1 never builds the upsampled concatenation
+            inputs = UpsampledSkip(x, (height, width), skip)
+            convs = DoubleConv(
+                self.features, self.norm, self.dtype, first_conv=UpsampledSkipConv2d, name="convs"
+            )
+            return convs(inputs, train)
+        if self.upsample != "transpose":
             raise ValueError(f"upsample must be 'transpose' or 'nearest', got {self.upsample!r}")
+        x = ConvTranspose2d(self.features, 2, stride=2, dtype=self.dtype, name="up")(x)
+        x = x[:, :height, :width]
         if skip is not None:
             x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
         return DoubleConv(self.features, self.norm, self.dtype, name="convs")(x, train)
