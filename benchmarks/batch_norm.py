@@ -8,13 +8,12 @@ layers, a ResNet's stem and its OS 8 stages. Times are medians in ms after one w
 """
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from timing import median_ms
 from torch.nn import functional as F
 
 from jaxseg import host_memory
@@ -30,17 +29,6 @@ SHAPES = [
     ("ResNet OS8 2048 @32", 32, 2048),
 ]
 EPSILON = 1e-5
-
-
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time in ms of `repeats` calls after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(samples)
 
 
 def jax_step(normalize, x, scale, bias, dy):

@@ -13,13 +13,12 @@ The loss is 0.5 * sum(y**2), so every gradient row includes the forward pass in 
 """
 
 import argparse
-import statistics
-import time
 from typing import NamedTuple
 
 import jax
 import numpy as np
 import torch
+from timing import median_ms
 from torch.nn import functional as F
 
 from jaxseg.nn import lowering
@@ -100,17 +99,6 @@ LAYER_SETS = {
         Layer("fc6 7x7 d4 @32", 32, 512, 4096, 7, dilation=4),
     ],
 }
-
-
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time in ms of `repeats` calls after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(samples)
 
 
 def jax_fns(x, w, stride, padding, dilation, groups, mode):

@@ -6,28 +6,16 @@ alternating in one run.
 """
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from timing import median_ms
 from torch.nn import functional as F
 
 from jaxseg.nn import adaptive_avg_pool
 from jaxseg.nn.pooling import adaptive_pool_matrix
-
-
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time in ms of `repeats` calls after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(samples)
 
 
 def einsum_pool(x: jax.Array, bins: int) -> jax.Array:

@@ -6,12 +6,11 @@ PyTorch, as jaxseg's plain convolution of the concatenation, and by phases on th
 """
 
 import argparse
-import statistics
-import time
 
 import jax
 import numpy as np
 import torch
+from timing import median_ms
 from torch.nn import functional as F
 
 from jaxseg import host_memory
@@ -25,17 +24,6 @@ BLOCKS = [
     ("block3 @128", 64, 64, 64, 32),
     ("block4 @256", 128, 32, 0, 16),
 ]
-
-
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time in ms of `repeats` calls after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(samples)
 
 
 def jax_fns(module, to_input, params, low, skip):

@@ -54,7 +54,8 @@ class UNetDecoderBlock(nn.Module):
     """Upsample `x` to `size`, concatenate `skip` if given, then DoubleConv (`convs`).
 
     `upsample="transpose"`: the paper's 2x2 stride-2 up-convolution (`up`) to `features`
-    channels, cropped to `size`; `"nearest"`: smp's nearest-neighbour interpolation.
+    channels, cropped to `size`; `"nearest"`: smp's nearest-neighbour interpolation, which
+    `conv1` convolves without building it (`UpsampledSkipConv2d`).
     """
 
     features: int
