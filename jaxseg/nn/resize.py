@@ -54,9 +54,8 @@ def _matrix_along(x: jax.Array, matrix: jax.Array, axis: int) -> jax.Array:
     """`matrix` (out, in) applied along `axis` of `x` as a GEMM per index of the axes before
     it, whose operand is the (in, rest) row-major block of `x` as it lies in memory."""
     lead, size = x.shape[:axis], x.shape[axis]
-    batch = int(np.prod(lead))
-    blocks = x.reshape(batch, size, -1)
-    matrices = jnp.broadcast_to(matrix, (batch, *matrix.shape))
+    blocks = x.reshape(-1, size, int(np.prod(x.shape[axis + 1 :])))  # the batch may be symbolic
+    matrices = jnp.broadcast_to(matrix, (blocks.shape[0], *matrix.shape))
     dims = (((2,), (1,)), ((0,), (0,)))
     y = lax.dot_general(matrices, blocks, dims, precision=_HIGHEST)
     return y.reshape(*lead, matrix.shape[0], *x.shape[axis + 1 :])
