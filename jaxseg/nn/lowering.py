@@ -8,10 +8,10 @@ depthwise convolutions become shifted multiply-adds on CPU, and transposed convo
 sub-pixel convolutions (no zero-inserted input). Dense k x k convolutions stay XLA's, except
 that on CPU 7x7 kernels are one GEMM per tap, 2048-wide inputs are one GEMM for all taps whose
 per-tap products are shifted into place (as are GCN's long 1 x k and k x 1 kernels into
-few classes), and the weight gradient is one GEMM per block of
-output rows on maps of 48 x 48 pixels and more and wherever padding makes the output larger
-than the input (the sub-pixel phase convolutions). Every formulation
-equals `lax.conv_general_dilated` in value and both gradients up to float rounding.
+few classes), and the weight gradient is one GEMM per block of output rows on maps of 48 x 48
+pixels and more and wherever padding makes the output larger than the input (the sub-pixel
+phase convolutions). Every formulation equals `lax.conv_general_dilated` in value and both
+gradients up to float rounding.
 `JAXSEG_CONV_LOWERING=lax` (or `lowering("lax")`, `config.conv_lowering`) forces the plain
 `lax` path for debugging and comparison.
 """
@@ -313,7 +313,7 @@ def output_taps_pays(in_features: int, out_features: int, kernel_hw: Pair, live:
 
 def blocked_weight_grad_pays(out_hw: Pair) -> bool:
     """Whether a dense convolution's weight gradient is faster by blocks of output rows on CPU:
-    on maps of 64 x 64 and more (SegNet, U-Net, VGG, GCN's refinements: 1.1-4x), not on
+    on maps of 48 x 48 and more (SegNet, U-Net, VGG, GCN's refinements: 1.1-4x), not on
     ResNet's 32 x 32 deep layers, where XLA's is as fast."""
     return out_hw[0] * out_hw[1] >= BLOCKED_WEIGHT_GRAD_MIN_PIXELS
 
