@@ -6,13 +6,15 @@
 Each model is paired with its PyTorch twin (`benchmarks/torch_models.py`, `--list` prints
 them); start-up asserts both have equally many parameters. The train step's loss is the main
 cross-entropy plus 0.4 times each auxiliary output's (DeepLab v2: each input scale's), in both
-frameworks. The frameworks alternate round by round in one process; the report is median
-images/s, the jaxseg/PyTorch ratio (above 1: jaxseg is faster) and peak memory: for jaxseg
-XLA's compiled memory analysis (arguments + outputs + temporaries of the train step), for
-PyTorch the peak allocated CUDA memory on GPU and on CPU the growth of the process's peak RSS
-over the first train step (0 when an earlier model already raised the peak). With
---device=cuda PyTorch runs channels_last under bf16 autocast and MFU is the train step's XLA
-cost-analysis FLOPs per second over --peak_tflops.
+frameworks. The frameworks alternate in one process, each round in the other order than the
+last. The report is median images/s; the jaxseg/PyTorch ratio (above 1: jaxseg is faster) as
+the median of the rounds' own ratios, each of two adjacent timings, so the machine's drift
+between rounds cancels, with their range ("per round") to show what noise remains; and peak
+memory: for jaxseg XLA's compiled memory analysis (arguments + outputs + temporaries of the
+train step), for PyTorch the peak allocated CUDA memory on GPU and on CPU the growth of the
+process's peak RSS over the first train step (0 when an earlier model already raised the
+peak). With --device=cuda PyTorch runs channels_last under bf16 autocast and MFU is the train
+step's XLA cost-analysis FLOPs per second over --peak_tflops.
 Compilation and warm-up are excluded.
 """
 
@@ -209,6 +211,7 @@ def main() -> None:
     )
     print(
         f"{'model':<17} {'mode':<6} {'jaxseg img/s':>13} {'PyTorch img/s':>14} {'ratio':>6} "
+        f"{'per round':>10} "
         f"{'jax MiB':>8} {'torch MiB':>9} {'MFU':>6}"
     )
     smp_available = has_smp()
@@ -231,10 +234,12 @@ def main() -> None:
             for fns in runners.values():
                 fns[mode]()  # compile / warm up
             seconds = {"jax": [], "torch": []}
-            for _ in range(args.rounds):
-                for framework, fns in runners.items():
+            for round_ in range(args.rounds):
+                order = list(runners.items())
+                for framework, fns in order[:: 1 if round_ % 2 == 0 else -1]:
                     seconds[framework].append(time_call(fns[mode], args.repeats))
             rate = {k: args.batch / statistics.median(v) for k, v in seconds.items()}
+            ratios = [t / j for j, t in zip(seconds["jax"], seconds["torch"], strict=True)]
             mfu = ""
             if mode == 0 and args.device == "cuda":
                 mfu = f"{flops * rate['jax'] / args.batch / (args.peak_tflops * 1e12):>6.1%}"
@@ -243,9 +248,11 @@ def main() -> None:
                 if mode == 0
                 else f"{'':>8} {'':>9}"
             )
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
             print(
                 f"{name:<17} {('train', 'infer')[mode]:<6} {rate['jax']:>13.2f} "
-                f"{rate['torch']:>14.2f} {rate['jax'] / rate['torch']:>6.2f} {memory} {mfu}"
+                f"{rate['torch']:>14.2f} {statistics.median(ratios):>6.2f} {spread:>10} "
+                f"{memory} {mfu}"
             )
 
 
