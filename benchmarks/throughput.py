@@ -234,9 +234,9 @@ def main() -> None:
             for fns in runners.values():
                 fns[mode]()  # compile / warm up
             seconds = {"jax": [], "torch": []}
+            order = list(runners.items())
             for round_ in range(args.rounds):
-                order = list(runners.items())
-                for framework, fns in order[:: 1 if round_ % 2 == 0 else -1]:
+                for framework, fns in order if round_ % 2 == 0 else order[::-1]:
                     seconds[framework].append(time_call(fns[mode], args.repeats))
             rate = {k: args.batch / statistics.median(v) for k, v in seconds.items()}
             ratios = [t / j for j, t in zip(seconds["jax"], seconds["torch"], strict=True)]
